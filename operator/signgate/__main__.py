@@ -1,0 +1,7 @@
+"""``python -m signgate``."""
+
+import sys
+
+from signgate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,278 @@
+"""The ``signgate`` command line.
+
+``signgate verify IMAGE...`` checks images the way the admission webhook would, from a shell or a
+CI pipeline. Exit status: 0 every image admitted, 1 at least one denied, 2 bad usage or
+configuration (with a one-line error on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from signgate import __version__
+from signgate.deadline import Deadline
+from signgate.errors import ConfigError, KeyFormatError, SigngateError
+from signgate.policy.compiled import CompiledPolicy, adhoc_key_policy, compile_policy
+from signgate.policy.evaluate import ImageDecision
+from signgate.policy.loading import load_policy_file
+from signgate.registry import CredentialStore, RegistryClient, RegistryOptions
+from signgate.signatures.keys import PublicKey, load_public_key_pem
+from signgate.signatures.trusted_root import TrustedRoot, load_trusted_root
+from signgate.verifier import Verifier
+
+EXIT_ALLOWED = 0
+EXIT_DENIED = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = _Parser(prog="signgate", description="Admit only images signed by signers you trust.")
+    parser.add_argument("--version", action="version", version=f"signgate {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    verify = commands.add_parser(
+        "verify",
+        help="verify image signatures against TrustPolicies or keys",
+        description="Resolve each IMAGE to its digest, find its cosign signatures and check them "
+        "against --policy files and/or --key public keys. Exit 0 if every image is admitted, 1 if "
+        "any is denied, 2 on bad usage or configuration.",
+    )
+    verify.add_argument("images", nargs="+", metavar="IMAGE")
+    verify.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="TrustPolicy YAML (repeatable)",
+    )
+    verify.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="PEM public key; any one valid signature admits the image, like cosign verify",
+    )
+    verify.add_argument("--certificate-identity", metavar="ID")
+    verify.add_argument("--certificate-identity-regexp", metavar="RE")
+    verify.add_argument("--certificate-oidc-issuer", metavar="URL")
+    verify.add_argument("--certificate-oidc-issuer-regexp", metavar="RE")
+    verify.add_argument("--trusted-root", metavar="FILE", help="sigstore trusted_root.json")
+    verify.add_argument(
+        "--tlog",
+        choices=("require", "ignore"),
+        default="ignore",
+        help="transparency log for --key signatures (default: ignore, for air-gapped use)",
+    )
+    verify.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="allow plain HTTP and unverified TLS for this registry (repeatable)",
+    )
+    verify.add_argument(
+        "--registry-ca",
+        action="append",
+        default=[],
+        metavar="HOST:PORT=FILE",
+        help="trust this PEM CA bundle for one registry, on top of the system CAs (repeatable)",
+    )
+    verify.add_argument(
+        "--registry-config", metavar="DOCKER_CONFIG_JSON", help="credentials, as in docker login"
+    )
+    verify.add_argument("--output", choices=("text", "json"), default="text")
+    verify.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="one deadline for the whole run (default 30)",
+    )
+    verify.add_argument(
+        "--unmatched",
+        choices=("deny", "warn", "allow"),
+        default="deny",
+        help="what to do with images no policy governs (default deny)",
+    )
+    return parser
+
+
+def _read_key(path: str) -> PublicKey:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read key {path}: {exc.strerror}") from exc
+    try:
+        return load_public_key_pem(data)
+    except KeyFormatError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _policies(args: argparse.Namespace) -> list[CompiledPolicy]:
+    keyless = [
+        args.certificate_identity,
+        args.certificate_identity_regexp,
+        args.certificate_oidc_issuer,
+        args.certificate_oidc_issuer_regexp,
+    ]
+    if any(keyless):
+        raise ConfigError(
+            "keyless verification (--certificate-identity/--certificate-oidc-issuer) is not "
+            "available in this release; use --key or a key authority in --policy"
+        )
+    policies: list[CompiledPolicy] = []
+    for path in args.policy:
+        for policy in load_policy_file(path):
+            policies.append(compile_policy(policy, source=path))
+    if args.key:
+        keys = [
+            (f"key-{i}" if len(args.key) > 1 else "key", _read_key(p))
+            for i, p in enumerate(args.key, 1)
+        ]
+        policies.append(adhoc_key_policy(keys, requires_tlog=args.tlog == "require"))
+    if not policies:
+        raise ConfigError("nothing to verify against: give --key FILE or --policy FILE")
+    return policies
+
+
+def _registry_options(args: argparse.Namespace) -> RegistryOptions:
+    ca_files: dict[str, str] = {}
+    for item in args.registry_ca:
+        host, sep, path = item.partition("=")
+        if not sep or not host or not path:
+            raise ConfigError(f"--registry-ca {item!r}: expected HOST:PORT=FILE")
+        if not Path(path).is_file():
+            raise ConfigError(f"--registry-ca {item!r}: {path} is not a readable file")
+        ca_files[host.lower()] = path
+    credentials = (
+        CredentialStore.from_docker_config_file(args.registry_config)
+        if args.registry_config
+        else CredentialStore.empty()
+    )
+    insecure = frozenset(
+        h.lower().removeprefix("http://").removeprefix("https://") for h in args.insecure_registry
+    )
+    return RegistryOptions(insecure_hosts=insecure, ca_files=ca_files, credentials=credentials)
+
+
+def _trusted_root(args: argparse.Namespace) -> TrustedRoot | None:
+    if not args.trusted_root:
+        return None
+    try:
+        data = Path(args.trusted_root).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read trusted root {args.trusted_root}: {exc.strerror}") from exc
+    try:
+        return load_trusted_root(data)
+    except SigngateError as exc:
+        raise ConfigError(f"{args.trusted_root}: {exc}") from exc
+
+
+def _print_text(decisions: Sequence[ImageDecision], *, verbose: bool) -> None:
+    for decision in decisions:
+        target = decision.pinned or decision.reference or decision.image
+        if decision.allowed:
+            signers = ", ".join(
+                f"{o.policy}/{s.authority} ({s.signer}, {s.format})"
+                for o in decision.outcomes
+                for s in o.signatures
+            )
+            print(
+                f"ALLOWED {decision.image} -> {target}"
+                + (f"\n  signed by: {signers}" if signers else "")
+            )
+        else:
+            print(f"DENIED  {decision.image}" + (f" -> {target}" if decision.pinned else ""))
+        for reason in decision.reasons:
+            print(f"  reason: {reason}")
+        for warning in decision.warnings:
+            print(f"  warning: {warning}")
+        for note in decision.audit:
+            print(f"  audit: {note}")
+        if verbose or not decision.allowed:
+            for note in decision.notes:
+                print(f"  note: {note}")
+
+
+def _print_json(decisions: Sequence[ImageDecision]) -> None:
+    for decision in decisions:
+        record = {
+            "image": decision.image,
+            "reference": decision.reference,
+            "digest": decision.digest,
+            "pinned": decision.pinned,
+            "allowed": decision.allowed,
+            "reasons": list(decision.reasons),
+            "warnings": list(decision.warnings),
+            "audit": list(decision.audit),
+            "authorities": [
+                {
+                    "policy": o.policy,
+                    "authority": s.authority,
+                    "signer": s.signer,
+                    "format": str(s.format),
+                    "source": s.source,
+                    "tlogIndex": s.tlog_index,
+                }
+                for o in decision.outcomes
+                for s in o.signatures
+            ],
+            "notes": list(decision.notes),
+        }
+        print(json.dumps(record, sort_keys=False))
+
+
+async def run_verify(args: argparse.Namespace) -> int:
+    """``signgate verify``: returns the exit status."""
+    policies = _policies(args)
+    options = _registry_options(args)
+    trusted_root = _trusted_root(args)
+    if args.timeout <= 0:
+        raise ConfigError("--timeout must be positive")
+    from signgate.verifier import VerifierSettings
+
+    async with RegistryClient(options) as client:
+        verifier = Verifier(
+            client, trusted_root=trusted_root, settings=VerifierSettings(unmatched=args.unmatched)
+        )
+        decisions = await verifier.verify_images(
+            args.images, policies, Deadline.after(args.timeout)
+        )
+    if args.output == "json":
+        _print_json(decisions)
+    else:
+        _print_text(decisions, verbose=args.verbose > 0)
+    return EXIT_ALLOWED if all(d.allowed for d in decisions) else EXIT_DENIED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``signgate`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "verify":
+            return asyncio.run(run_verify(args))
+    except ConfigError as exc:
+        print(f"signgate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unknown command {args.command}")  # pragma: no cover

@@ -1,0 +1,197 @@
+"""TrustPolicies turned into what evaluation needs: compiled patterns and parsed keys.
+
+Compilation is where key material is parsed, once per policy generation, so that admission never
+re-parses a PEM. A policy that cannot be compiled raises `PolicyError` naming the policy and the
+field; the operator keeps such a policy as "broken" and denies the images it governs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from signgate.errors import InvalidReferenceError, KeyFormatError, PolicyError
+from signgate.policy.model import Authority, KeylessIdentity, LabelSelector, TrustPolicy
+from signgate.policy.patterns import ImagePattern, compile_pattern
+from signgate.reference import parse_reference
+from signgate.signatures.keys import PublicKey, load_public_key_pem
+
+Mode = Literal["Enforce", "Warn", "Audit"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAuthority:
+    """An authority whose signatures verify with one public key from the policy."""
+
+    name: str
+    key: PublicKey
+    requires_tlog: bool
+
+    @property
+    def describe(self) -> str:
+        """How a person recognises this signer in a message."""
+        return f"key {self.key.fingerprint[:19]}… ({self.key.algorithm})"
+
+
+@dataclass(frozen=True, slots=True)
+class KeylessAuthority:
+    """An authority identified by a Fulcio certificate identity (verification: later release)."""
+
+    name: str
+    identity: KeylessIdentity
+    requires_tlog: bool
+
+    @property
+    def describe(self) -> str:
+        """How a person recognises this signer in a message."""
+        issuer = self.identity.issuer or f"/{self.identity.issuer_regexp}/"
+        subject = self.identity.subject or f"/{self.identity.subject_regexp}/"
+        return f"keyless {subject} from {issuer}"
+
+
+AuthorityMaterial = KeyAuthority | KeylessAuthority
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """A TrustPolicy ready for evaluation."""
+
+    name: str
+    generation: int | None
+    mode: Mode
+    images: tuple[ImagePattern, ...]
+    exclude_images: tuple[ImagePattern, ...]
+    authorities: tuple[AuthorityMaterial, ...]
+    threshold: int
+    required: frozenset[str]
+    signature_repository: str | None = None
+    """``registry/repository`` holding the signatures, when not the image's own repository."""
+    namespace_selector: LabelSelector | None = None
+    source: str = ""
+    """Where the policy came from (a file path or ``cluster``), for messages."""
+    _by_name: Mapping[str, AuthorityMaterial] = field(default_factory=dict, repr=False)
+
+    def governs(self, name: str) -> bool:
+        """Whether this policy applies to the normalised repository ``name``."""
+        return any(p.matches(name) for p in self.images) and not any(
+            p.matches(name) for p in self.exclude_images
+        )
+
+    def selects_namespace(self, labels: Mapping[str, str] | None) -> bool:
+        """Whether the policy applies in a namespace with ``labels`` (None: outside a cluster)."""
+        selector = self.namespace_selector
+        if labels is None or selector is None:
+            return True
+        if any(labels.get(k) != v for k, v in selector.match_labels.items()):
+            return False
+        for expr in selector.match_expressions:
+            present = expr.key in labels
+            value = labels.get(expr.key)
+            ok = {
+                "In": present and value in expr.values,
+                "NotIn": not present or value not in expr.values,
+                "Exists": present,
+                "DoesNotExist": not present,
+            }[expr.operator]
+            if not ok:
+                return False
+        return True
+
+
+def _compile_authority(policy: str, authority: Authority) -> AuthorityMaterial:
+    if authority.keyless is not None:
+        return KeylessAuthority(authority.name, authority.keyless, authority.requires_tlog)
+    source = authority.key
+    assert source is not None
+    if source.pem is None:
+        raise PolicyError(
+            f"TrustPolicy {policy!r}, authority {authority.name!r}: key.secretRef is resolved by "
+            "the operator in a cluster; outside one, put the key in key.pem"
+        )
+    try:
+        key = load_public_key_pem(source.pem)
+    except KeyFormatError as exc:
+        raise PolicyError(
+            f"TrustPolicy {policy!r}, authority {authority.name!r}: invalid key: {exc}"
+        ) from exc
+    return KeyAuthority(authority.name, key, authority.requires_tlog)
+
+
+def compile_policy(
+    policy: TrustPolicy, *, source: str = "", resolved_keys: Mapping[str, str] | None = None
+) -> CompiledPolicy:
+    """Compile a validated TrustPolicy.
+
+    Args:
+        policy: the validated model.
+        source: where it came from, for messages.
+        resolved_keys: PEM by authority name for ``secretRef`` keys the caller has already read.
+
+    Raises:
+        PolicyError: an image pattern, key or signature repository is invalid.
+    """
+    name = policy.metadata.name
+    spec = policy.spec
+    try:
+        images = tuple(compile_pattern(p) for p in spec.images)
+        excludes = tuple(compile_pattern(p) for p in spec.exclude_images)
+    except PolicyError as exc:
+        raise PolicyError(f"TrustPolicy {name!r}: {exc}") from exc
+    authorities: list[AuthorityMaterial] = []
+    for authority in spec.authorities:
+        if resolved_keys and authority.name in resolved_keys and authority.key is not None:
+            authority = authority.model_copy(
+                update={
+                    "key": authority.key.model_copy(
+                        update={"pem": resolved_keys[authority.name], "secret_ref": None}
+                    )
+                }
+            )
+        authorities.append(_compile_authority(name, authority))
+    signature_repository = None
+    if spec.signature_repository:
+        try:
+            ref = parse_reference(spec.signature_repository)
+        except InvalidReferenceError as exc:
+            raise PolicyError(f"TrustPolicy {name!r}: signatureRepository: {exc.reason}") from exc
+        if spec.signature_repository.rsplit("/", 1)[-1].count(":") or ref.digest is not None:
+            raise PolicyError(
+                f"TrustPolicy {name!r}: signatureRepository names a repository, not a tag or digest"
+            )
+        signature_repository = ref.name
+    return CompiledPolicy(
+        name=name,
+        generation=policy.metadata.generation,
+        mode=spec.mode,
+        images=images,
+        exclude_images=excludes,
+        authorities=tuple(authorities),
+        threshold=spec.threshold,
+        required=frozenset(spec.required),
+        signature_repository=signature_repository,
+        namespace_selector=spec.namespace_selector,
+        source=source,
+        _by_name={a.name: a for a in authorities},
+    )
+
+
+def adhoc_key_policy(
+    keys: Iterable[tuple[str, PublicKey]], *, requires_tlog: bool
+) -> CompiledPolicy:
+    """The policy ``signgate verify --key`` builds: every image, any one key (like cosign)."""
+    authorities = tuple(KeyAuthority(name, key, requires_tlog) for name, key in keys)
+    if not authorities:
+        raise PolicyError("no keys given")
+    return CompiledPolicy(
+        name="command-line",
+        generation=None,
+        mode="Enforce",
+        images=(compile_pattern("**"),),
+        exclude_images=(),
+        authorities=authorities,
+        threshold=1,
+        required=frozenset(),
+        source="--key",
+        _by_name={a.name: a for a in authorities},
+    )

@@ -1,0 +1,220 @@
+"""Turn verification results into decisions a person can act on. No I/O.
+
+Semantics (design.md): an image must satisfy every TrustPolicy that governs it (AND across
+policies); within one policy it needs valid signatures from at least ``threshold`` distinct
+authorities, including every ``required`` one; an image no policy governs is denied unless the
+server says otherwise. Warn and Audit policies never deny: their failures become warnings and audit
+notes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from signgate.policy.compiled import CompiledPolicy, Mode
+from signgate.reference import Digest
+from signgate.signatures.found import Discovery
+from signgate.signatures.trusted_root import TrustedRoot
+from signgate.signatures.verify import (
+    PreparedSignature,
+    Rejection,
+    RejectionKind,
+    VerifiedSignature,
+    verify_with_authority,
+)
+
+UnmatchedAction = Literal["deny", "warn", "allow"]
+MAX_DETAILS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyOutcome:
+    """How one policy judged one image."""
+
+    policy: str
+    mode: Mode
+    satisfied: bool
+    signatures: tuple[VerifiedSignature, ...] = ()
+    """One verified signature per authority that counted."""
+    reason: str = ""
+    """Why it is not satisfied (empty when satisfied)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDecision:
+    """The verdict on one image, with everything needed to explain it."""
+
+    image: str
+    """As the user or the workload wrote it."""
+    reference: str | None
+    """Normalised, e.g. ``docker.io/library/nginx:1.27``; None if it did not parse."""
+    digest: Digest | None
+    allowed: bool
+    outcomes: tuple[PolicyOutcome, ...] = ()
+    reasons: tuple[str, ...] = ()
+    """Why it is denied: one line per failing Enforce policy (or the error that stopped us)."""
+    warnings: tuple[str, ...] = ()
+    audit: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    name: str | None = None
+    """``registry/repository``; None if the reference did not parse."""
+
+    @property
+    def pinned(self) -> str | None:
+        """``registry/repository@sha256:…`` when the digest is known."""
+        if self.name is None or self.digest is None:
+            return None
+        return f"{self.name}@{self.digest}"
+
+    @property
+    def authorities(self) -> tuple[str, ...]:
+        """``policy/authority`` for every authority whose signature counted."""
+        return tuple(
+            f"{outcome.policy}/{sig.authority}"
+            for outcome in self.outcomes
+            for sig in outcome.signatures
+        )
+
+
+def _summarise(rejections: Sequence[Rejection]) -> str:
+    # The most useful reasons first: a signature by a trusted key that binds elsewhere says more
+    # than a signature by a stranger.
+    order = [
+        RejectionKind.WRONG_DIGEST,
+        RejectionKind.NOT_A_SIGNATURE,
+        RejectionKind.TLOG,
+        RejectionKind.UNSUPPORTED,
+        RejectionKind.UNKNOWN_KEY,
+        RejectionKind.MALFORMED,
+    ]
+    ranked = sorted(rejections, key=lambda r: order.index(r.kind))
+    seen: list[str] = []
+    for rejection in ranked:
+        line = f"{rejection.source}: {rejection.reason}"
+        if line not in seen:
+            seen.append(line)
+    shown = seen[:MAX_DETAILS]
+    more = len(seen) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+def evaluate_policy(
+    policy: CompiledPolicy,
+    *,
+    digest: Digest,
+    discoveries: Sequence[Discovery],
+    prepared: Sequence[PreparedSignature | Rejection],
+    trusted_root: TrustedRoot | None,
+) -> PolicyOutcome:
+    """Judge one image digest against one policy, given its prepared signatures."""
+    verified: dict[str, VerifiedSignature] = {}
+    rejections: list[Rejection] = [p for p in prepared if isinstance(p, Rejection)]
+    candidates = [p for p in prepared if isinstance(p, PreparedSignature)]
+    for authority in policy.authorities:
+        for signature in candidates:
+            result = verify_with_authority(
+                signature, authority, digest=digest, trusted_root=trusted_root
+            )
+            if isinstance(result, VerifiedSignature):
+                verified[authority.name] = result
+                break
+            rejections.append(result)
+    # A rejection "does not verify with key A" is noise once key B verified the same signature.
+    verified_sources = {v.source for v in verified.values()}
+    rejections = [
+        r
+        for r in rejections
+        if not (r.kind is RejectionKind.UNKNOWN_KEY and r.source in verified_sources)
+    ]
+    missing_required = sorted(policy.required - verified.keys())
+    if len(verified) >= policy.threshold and not missing_required:
+        return PolicyOutcome(policy.name, policy.mode, True, tuple(verified.values()))
+
+    names = ", ".join(a.name for a in policy.authorities)
+    needs = f"needs valid signatures from {policy.threshold} of [{names}]"
+    if policy.required:
+        needs += f" including {', '.join(sorted(policy.required))}"
+    got = f"has {len(verified)} ({', '.join(sorted(verified))})" if verified else "has none"
+    repositories = ", ".join(sorted({d.repository for d in discoveries})) or "?"
+    if not candidates and not rejections:
+        detail = f"no signature found in {repositories} (cosign .sig tag or OCI referrers)"
+    else:
+        detail = _summarise(rejections) if rejections else "no usable signature"
+    if missing_required:
+        detail += f"; required authority missing: {', '.join(missing_required)}"
+    unread = [error for d in discoveries for error in d.errors]
+    if unread:
+        detail += "; could not read all signatures: " + "; ".join(unread)
+    reason = f"TrustPolicy {policy.name!r} {needs}, {got}: {detail}"
+    return PolicyOutcome(policy.name, policy.mode, False, tuple(verified.values()), reason)
+
+
+def decide(
+    image: str,
+    reference: str,
+    name: str,
+    digest: Digest,
+    outcomes: Sequence[PolicyOutcome],
+    *,
+    notes: Sequence[str] = (),
+) -> ImageDecision:
+    """Combine the outcomes of every governing policy (AND), honouring each policy's mode."""
+    reasons: list[str] = []
+    warnings: list[str] = []
+    audit: list[str] = []
+    for outcome in outcomes:
+        if outcome.satisfied:
+            continue
+        if outcome.mode == "Enforce":
+            reasons.append(outcome.reason)
+        elif outcome.mode == "Warn":
+            warnings.append(outcome.reason)
+        else:
+            audit.append(outcome.reason)
+    return ImageDecision(
+        image=image,
+        reference=reference,
+        digest=digest,
+        allowed=not reasons,
+        outcomes=tuple(outcomes),
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+        audit=tuple(audit),
+        notes=tuple(notes),
+        name=name,
+    )
+
+
+def failed(
+    image: str,
+    reason: str,
+    *,
+    reference: str | None = None,
+    name: str | None = None,
+    digest: Digest | None = None,
+    policies: Sequence[CompiledPolicy] = (),
+) -> ImageDecision:
+    """The decision when we could not decide (bad reference, registry failure, deadline, bug).
+
+    Fail closed for Enforce policies; Warn and Audit policies stay non-blocking, by their contract.
+    With no policy known (e.g. an unparseable reference), deny.
+    """
+    if not policies or any(p.mode == "Enforce" for p in policies):
+        return ImageDecision(image, reference, digest, False, reasons=(reason,), name=name)
+    if any(p.mode == "Warn" for p in policies):
+        return ImageDecision(image, reference, digest, True, warnings=(reason,), name=name)
+    return ImageDecision(image, reference, digest, True, audit=(reason,), name=name)
+
+
+def unmatched(image: str, reference: str, name: str, action: UnmatchedAction) -> ImageDecision:
+    """The decision for an image that no TrustPolicy governs."""
+    reason = f"no TrustPolicy governs {reference}; images not covered by a policy are denied"
+    if action == "deny":
+        return ImageDecision(image, reference, None, False, reasons=(reason,), name=name)
+    if action == "warn":
+        warning = f"no TrustPolicy governs {reference}; allowed without verification"
+        return ImageDecision(image, reference, None, True, warnings=(warning,), name=name)
+    return ImageDecision(image, reference, None, True, name=name)

@@ -1,0 +1,185 @@
+"""The TrustPolicy custom resource (``signgate.dev/v1alpha1``) as pydantic models.
+
+This is the wire format: strict (``extra="forbid"``, so a typo in a field name is an error rather
+than a silently ignored rule) and validated for everything that can be checked without key material.
+Keys and patterns are compiled separately (`signgate.policy.compile`), so that a policy with a bad
+key can still be indexed and reported, and its images denied with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+API_VERSION = "signgate.dev/v1alpha1"
+KIND = "TrustPolicy"
+COSIGN_SIGNATURE_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+
+AuthorityName = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+]
+ImagePatternText = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SecretKeyRef(_Strict):
+    """A public key held in a Kubernetes Secret (resolved by the operator)."""
+
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str | None = Field(default=None, max_length=63)
+    key: str = Field(default="cosign.pub", min_length=1, max_length=253)
+
+
+class KeySource(_Strict):
+    """Where a key authority's public key comes from: inline PEM or a Secret."""
+
+    pem: str | None = Field(default=None, max_length=64 * 1024)
+    secret_ref: SecretKeyRef | None = Field(default=None, alias="secretRef")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> KeySource:
+        if (self.pem is None) == (self.secret_ref is None):
+            raise ValueError("set exactly one of 'pem' and 'secretRef'")
+        return self
+
+
+def _check_regexp(value: str | None, field_name: str) -> None:
+    if value is None:
+        return
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{field_name} is not a valid regular expression: {exc}") from exc
+
+
+class KeylessIdentity(_Strict):
+    """A Fulcio certificate identity: OIDC issuer and subject, exact or full-match regexp."""
+
+    issuer: str | None = None
+    issuer_regexp: str | None = Field(default=None, alias="issuerRegExp")
+    subject: str | None = None
+    subject_regexp: str | None = Field(default=None, alias="subjectRegExp")
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> KeylessIdentity:
+        if (self.issuer is None) == (self.issuer_regexp is None):
+            raise ValueError("set exactly one of 'issuer' and 'issuerRegExp'")
+        if (self.subject is None) == (self.subject_regexp is None):
+            raise ValueError("set exactly one of 'subject' and 'subjectRegExp'")
+        _check_regexp(self.issuer_regexp, "issuerRegExp")
+        _check_regexp(self.subject_regexp, "subjectRegExp")
+        return self
+
+
+class Authority(_Strict):
+    """Someone whose signature counts: a key, or a keyless (Fulcio) identity."""
+
+    name: AuthorityName
+    key: KeySource | None = None
+    keyless: KeylessIdentity | None = None
+    transparency_log: Literal["Require", "Ignore"] | None = Field(
+        default=None, alias="transparencyLog"
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Authority:
+        if (self.key is None) == (self.keyless is None):
+            raise ValueError(f"authority {self.name!r}: set exactly one of 'key' and 'keyless'")
+        return self
+
+    @property
+    def requires_tlog(self) -> bool:
+        """Default: ignore for keys (air-gapped clusters), require for keyless."""
+        if self.transparency_log is None:
+            return self.keyless is not None
+        return self.transparency_log == "Require"
+
+
+class LabelSelectorRequirement(_Strict):
+    """One ``matchExpressions`` entry of a Kubernetes LabelSelector."""
+
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+
+class LabelSelector(_Strict):
+    """A Kubernetes LabelSelector over namespace labels."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict, alias="matchLabels")
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, alias="matchExpressions"
+    )
+
+
+class AttestationRequirement(_Strict):
+    """An attestation that must be present and verified (enforced in a later release)."""
+
+    predicate_type: str = Field(alias="predicateType", min_length=1)
+    authorities: list[AuthorityName] = Field(default_factory=list)
+
+
+class TrustPolicySpec(_Strict):
+    """What a TrustPolicy says: which images, who may sign them, and what happens otherwise."""
+
+    images: list[ImagePatternText] = Field(min_length=1, max_length=256)
+    exclude_images: list[ImagePatternText] = Field(
+        default_factory=list, alias="excludeImages", max_length=256
+    )
+    namespace_selector: LabelSelector | None = Field(default=None, alias="namespaceSelector")
+    mode: Literal["Enforce", "Warn", "Audit"] = "Enforce"
+    authorities: list[Authority] = Field(min_length=1, max_length=64)
+    threshold: int = Field(default=1, ge=1)
+    required: list[AuthorityName] = Field(default_factory=list)
+    signature_repository: str = Field(default="", alias="signatureRepository", max_length=512)
+    attestations: list[AttestationRequirement] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrustPolicySpec:
+        names = [a.name for a in self.authorities]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"authority names must be unique; repeated: {', '.join(duplicates)}")
+        unknown = sorted(set(self.required) - set(names))
+        if unknown:
+            raise ValueError(f"'required' names unknown authorities: {', '.join(unknown)}")
+        if self.threshold > len(self.authorities):
+            raise ValueError(
+                f"threshold {self.threshold} exceeds the number of authorities ({len(names)})"
+            )
+        for attestation in self.attestations:
+            missing = sorted(set(attestation.authorities) - set(names))
+            if missing:
+                raise ValueError(
+                    f"attestation {attestation.predicate_type!r} names unknown authorities: "
+                    + ", ".join(missing)
+                )
+        return self
+
+
+class ObjectMeta(BaseModel):
+    """The parts of Kubernetes metadata signgate reads; the rest is kept, not interpreted."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=253)
+    generation: int | None = None
+    uid: str | None = None
+    resource_version: str | None = Field(default=None, alias="resourceVersion")
+
+
+class TrustPolicy(BaseModel):
+    """A whole TrustPolicy object, as in the cluster or in a ``--policy`` YAML file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    api_version: Literal["signgate.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["TrustPolicy"]
+    metadata: ObjectMeta
+    spec: TrustPolicySpec
+    status: dict[str, object] | None = None

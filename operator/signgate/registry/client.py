@@ -1,0 +1,288 @@
+"""The OCI distribution API operations signgate needs: resolve, manifests, blobs, referrers.
+
+Everything fetched by digest is checked against that digest before anyone reads it; everything has
+a size cap; every call takes the operation's one `Deadline`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from signgate.deadline import Deadline
+from signgate.errors import (
+    DigestMismatchError,
+    InvalidReferenceError,
+    MalformedResponseError,
+    NotFoundError,
+    RegistryHTTPError,
+)
+from signgate.reference import Digest, ImageReference, parse_digest
+from signgate.registry._transport import RegistryOptions, Response, Transport, error_detail
+from signgate.registry.oci import (
+    ALL_MANIFEST_MEDIA_TYPES,
+    INDEX_MEDIA_TYPES,
+    OCI_INDEX,
+    Descriptor,
+    media_type_of,
+    parse_index,
+)
+
+_LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedManifest:
+    """A manifest or index exactly as served, with its verified digest."""
+
+    digest: Digest
+    media_type: str
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Referrers:
+    """What points at a digest, and where we learned it (the OCI 1.1 API or the fallback tag)."""
+
+    descriptors: tuple[Descriptor, ...]
+    source: Literal["api", "tag", "none"]
+
+
+def fallback_tag(digest: Digest) -> str:
+    """The OCI 1.1 referrers fallback tag, ``sha256-<hex>``."""
+    return digest.replace(":", "-", 1)
+
+
+def _check_digest(expected: Digest, body: bytes, what: str) -> None:
+    actual = "sha256:" + hashlib.sha256(body).hexdigest()
+    if actual != expected:
+        raise DigestMismatchError(
+            f"{what}: registry returned content with digest {actual}, not the requested {expected}"
+        )
+
+
+class RegistryClient:
+    """Async, read-only OCI registry client. One per process; safe for concurrent use."""
+
+    def __init__(
+        self,
+        options: RegistryOptions | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.options = options or RegistryOptions()
+        self._transport = Transport(self.options, session=session)
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent so far, token requests included."""
+        return self._transport.requests_sent
+
+    async def close(self) -> None:
+        """Release connections."""
+        await self._transport.close()
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def _get(
+        self,
+        repo: ImageReference,
+        path: str,
+        deadline: Deadline,
+        *,
+        accept: tuple[str, ...] = (),
+        max_bytes: int,
+        method: str = "GET",
+    ) -> Response:
+        return await self._transport.request(
+            method,
+            repo.api_host,
+            repo.repository,
+            path,
+            deadline=deadline,
+            accept=accept,
+            max_bytes=max_bytes,
+        )
+
+    async def resolve_digest(self, ref: ImageReference, deadline: Deadline) -> Digest:
+        """The digest ``ref`` names: its own digest, or what its tag points at right now.
+
+        HEAD first (free on Docker Hub's rate limit), GET when HEAD gives no usable digest.
+
+        Raises:
+            NotFoundError: the tag does not exist.
+            RegistryError: any other failure to learn the digest.
+        """
+        if ref.digest is not None:
+            return ref.digest
+        assert ref.tag is not None
+        path = f"{ref.repository}/manifests/{ref.tag}"
+        limit = self.options.limits.max_manifest_bytes
+        head = await self._get(
+            ref, path, deadline, accept=ALL_MANIFEST_MEDIA_TYPES, max_bytes=limit, method="HEAD"
+        )
+        if head.status == 404:
+            raise NotFoundError(f"{ref}: tag {ref.tag!r} not found in {ref.name}")
+        header = head.headers.get("Docker-Content-Digest")
+        if head.status == 200 and header:
+            try:
+                return parse_digest(header)
+            except InvalidReferenceError:
+                pass  # a digest we cannot use; fall back to GET and hash it ourselves
+        got = await self._get(ref, path, deadline, accept=ALL_MANIFEST_MEDIA_TYPES, max_bytes=limit)
+        if got.status == 404:
+            raise NotFoundError(f"{ref}: tag {ref.tag!r} not found in {ref.name}")
+        if got.status != 200:
+            raise RegistryHTTPError(got.url, got.status, error_detail(got.body))
+        digest = Digest("sha256:" + hashlib.sha256(got.body).hexdigest())
+        claimed = got.headers.get("Docker-Content-Digest")
+        if claimed and claimed.startswith("sha256:") and claimed != digest:
+            raise DigestMismatchError(
+                f"{ref}: registry claims digest {claimed} but served content with digest {digest}"
+            )
+        return digest
+
+    async def fetch_manifest(
+        self,
+        repo: ImageReference,
+        reference: Digest | str,
+        deadline: Deadline,
+        *,
+        accept: tuple[str, ...] = ALL_MANIFEST_MEDIA_TYPES,
+    ) -> FetchedManifest | None:
+        """GET a manifest by digest or tag; None on 404.
+
+        By digest, the bytes are checked against it. By tag, the digest is computed from the bytes.
+
+        Raises:
+            DigestMismatchError: the bytes do not hash to the requested digest.
+            RegistryError: any failure other than "not found".
+        """
+        path = f"{repo.repository}/manifests/{reference}"
+        response = await self._get(
+            repo, path, deadline, accept=accept, max_bytes=self.options.limits.max_manifest_bytes
+        )
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise RegistryHTTPError(response.url, response.status, error_detail(response.body))
+        what = (
+            f"{repo.name}@{reference}"
+            if reference.startswith("sha256:")
+            else f"{repo.name}:{reference}"
+        )
+        if reference.startswith("sha256:"):
+            _check_digest(Digest(reference), response.body, what)
+            digest = Digest(reference)
+        else:
+            digest = Digest("sha256:" + hashlib.sha256(response.body).hexdigest())
+        media_type = media_type_of(response.body) or response.headers.get("Content-Type") or ""
+        return FetchedManifest(digest, media_type.split(";")[0].strip(), response.body)
+
+    async def fetch_blob(
+        self,
+        repo: ImageReference,
+        digest: Digest,
+        deadline: Deadline,
+        *,
+        max_bytes: int | None = None,
+    ) -> bytes:
+        """GET a blob by digest and check it hashes to that digest.
+
+        Raises:
+            NotFoundError: the blob does not exist.
+            DigestMismatchError, ResponseTooLargeError, RegistryError.
+        """
+        limit = max_bytes if max_bytes is not None else self.options.limits.max_blob_bytes
+        response = await self._get(
+            repo, f"{repo.repository}/blobs/{digest}", deadline, max_bytes=limit
+        )
+        if response.status == 404:
+            raise NotFoundError(f"blob {digest} not found in {repo.name}")
+        if response.status != 200:
+            raise RegistryHTTPError(response.url, response.status, error_detail(response.body))
+        _check_digest(digest, response.body, f"blob {repo.name}@{digest}")
+        return response.body
+
+    async def list_referrers(
+        self, repo: ImageReference, digest: Digest, deadline: Deadline
+    ) -> Referrers:
+        """Everything that names ``digest`` as its subject: OCI 1.1 API, else the fallback tag.
+
+        The caller must still fetch and inspect each referrer: neither source is authenticated, and
+        old ggcr wrote the wrong ``artifactType`` into fallback indexes.
+
+        Raises:
+            MalformedResponseError: an index that does not parse, or too many entries or pages.
+            RegistryError: any failure other than "the registry has no referrers API".
+        """
+        limits = self.options.limits
+        url: str = f"{repo.repository}/referrers/{digest}"
+        found: list[Descriptor] = []
+        first = True
+        for _page in range(limits.max_referrer_pages):
+            response = await self._get(
+                repo, url, deadline, accept=(OCI_INDEX,), max_bytes=limits.max_manifest_bytes
+            )
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            if response.status != 200 or content_type != OCI_INDEX:
+                if first and response.status in (200, 400, 404, 405, 406):
+                    return await self._referrers_from_tag(repo, digest, deadline)
+                raise RegistryHTTPError(response.url, response.status, error_detail(response.body))
+            first = False
+            index = parse_index(
+                response.body,
+                f"referrers of {repo.name}@{digest}",
+                max_manifests=limits.max_referrers,
+            )
+            found.extend(index.manifests)
+            if len(found) > limits.max_referrers:
+                raise MalformedResponseError(
+                    f"{repo.name}@{digest} has more than {limits.max_referrers} referrers"
+                )
+            next_url = self._next_link(response)
+            if next_url is None:
+                return Referrers(tuple(found), "api")
+            url = next_url
+        raise MalformedResponseError(
+            f"referrers of {repo.name}@{digest} span more than {limits.max_referrer_pages} pages"
+        )
+
+    @staticmethod
+    def _next_link(response: Response) -> str | None:
+        headers: list[str] = response.headers.getall("Link", [])
+        for header in headers:
+            match = _LINK_NEXT.search(header)
+            if match:
+                target: str = urljoin(response.url, match.group(1))
+                here, there = urlsplit(response.url), urlsplit(target)
+                if (here.scheme, here.netloc) != (there.scheme, there.netloc):
+                    raise MalformedResponseError(
+                        f"referrers pagination points to another host ({there.netloc})"
+                    )
+                return target
+        return None
+
+    async def _referrers_from_tag(
+        self, repo: ImageReference, digest: Digest, deadline: Deadline
+    ) -> Referrers:
+        fetched = await self.fetch_manifest(
+            repo, fallback_tag(digest), deadline, accept=INDEX_MEDIA_TYPES
+        )
+        if fetched is None:
+            return Referrers((), "none")
+        index = parse_index(
+            fetched.raw,
+            f"referrers tag {repo.name}:{fallback_tag(digest)}",
+            max_manifests=self.options.limits.max_referrers,
+        )
+        return Referrers(index.manifests, "tag")

@@ -1,0 +1,106 @@
+"""Shared fixtures: real registries (one process per variant per session), pushers, fault proxies.
+
+Session-scoped registries start lazily (only when a test asks for them) and are stopped by PID at
+session end. A missing ``docker-registry``/``htpasswd`` binary FAILS the requesting test with the
+apt package to install -- it never skips, so CI cannot go green without the real registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from support.fault_proxy import FaultProxy
+from support.push import Pusher
+from support.registry import MissingToolError, RegistryKind, RegistryServer, start_registry
+from support.tls import new_ca
+from support.vectors import vectors_dir
+
+
+@pytest.fixture(scope="session")
+def vectors() -> Path:
+    """The real cosign/Sigstore vectors. Never skipped: CI clones the repository next to shared/."""
+    path = vectors_dir()
+    if not (path / "MANIFEST.md").is_file():
+        pytest.fail(f"signature vectors not found at {path} (set SIGNGATE_VECTORS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    """The session's CA: issues the HTTPS certificates of registries and the token server."""
+    return new_ca()
+
+
+def _start(
+    kind: RegistryKind, tmp_path_factory: pytest.TempPathFactory, tls_ca: trustme.CA
+) -> Iterator[RegistryServer]:
+    try:
+        server = start_registry(kind, tmp_path_factory.mktemp(f"registry-{kind}"), tls_ca=tls_ca)
+    except MissingToolError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, tls_ca: trustme.CA
+) -> Iterator[RegistryServer]:
+    """Anonymous registry: plain HTTP, no auth."""
+    yield from _start(RegistryKind.ANONYMOUS, tmp_path_factory, tls_ca)
+
+
+@pytest.fixture(scope="session")
+def registry_basic(
+    tmp_path_factory: pytest.TempPathFactory, tls_ca: trustme.CA
+) -> Iterator[RegistryServer]:
+    """HTTPS registry with htpasswd (Basic) auth; ``username``/``password``/``ca_file`` set."""
+    yield from _start(RegistryKind.BASIC, tmp_path_factory, tls_ca)
+
+
+@pytest.fixture(scope="session")
+def registry_token(
+    tmp_path_factory: pytest.TempPathFactory, tls_ca: trustme.CA
+) -> Iterator[RegistryServer]:
+    """HTTPS registry with Bearer token auth; ``token_server`` is the realm it trusts.
+
+    The token server is shared by the session: change its knobs only inside
+    ``registry_token.token_server.configured(...)`` and compare request counts as deltas (or call
+    ``reset()`` first).
+    """
+    yield from _start(RegistryKind.TOKEN, tmp_path_factory, tls_ca)
+
+
+@pytest.fixture
+async def pusher(registry: RegistryServer) -> AsyncIterator[Pusher]:
+    """A :class:`~support.push.Pusher` for the anonymous registry."""
+    async with Pusher.for_registry(registry) as p:
+        yield p
+
+
+@pytest.fixture
+def fault_proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
+    """A fresh :class:`~support.fault_proxy.FaultProxy` (plain HTTP) in front of ``registry``."""
+    with FaultProxy.for_registry(registry) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def make_fault_proxy(tls_ca: trustme.CA) -> Iterator[Callable[..., FaultProxy]]:
+    """Factory: ``make_fault_proxy(registry_basic, tls=True)`` -> a started proxy, stopped after."""
+    proxies: list[FaultProxy] = []
+
+    def make(upstream: RegistryServer, *, tls: bool = False) -> FaultProxy:
+        proxy = FaultProxy.for_registry(upstream, tls_ca=tls_ca if tls else None).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        proxy.stop()

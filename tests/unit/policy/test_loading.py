@@ -1,0 +1,172 @@
+"""TrustPolicy YAML is validated strictly and errors name the file, policy and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from signgate.errors import PolicyError
+from signgate.policy.compiled import compile_policy
+from signgate.policy.loading import load_policy_file, parse_policies
+
+KEY = (
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEGmsWpZNuu+SUX70n3lVK4JLsaoV7\n"
+    "T+rhea2rQUu29EQiatoLB06QdsmSd+GsQGlQzfcDtsKPzb+B2zLggrWZjg==\n"
+    "-----END PUBLIC KEY-----\n"
+)
+
+
+def policy_yaml(name: str = "release", extra: str = "", authorities: str | None = None) -> str:
+    indented = "\n".join("            " + line for line in KEY.strip().splitlines())
+    authorities = (
+        authorities
+        or f"""
+    - name: release-key
+      key:
+        pem: |
+{indented}"""
+    )
+    return f"""
+apiVersion: signgate.dev/v1alpha1
+kind: TrustPolicy
+metadata:
+  name: {name}
+spec:
+  images: ["registry.example.com/release/**"]
+  authorities:{authorities}
+{extra}
+"""
+
+
+def test_a_valid_policy_loads_and_compiles(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(policy_yaml() + "---\n" + policy_yaml("second"))
+    policies = load_policy_file(path)
+    assert [p.metadata.name for p in policies] == ["release", "second"]
+    compiled = compile_policy(policies[0], source=str(path))
+    assert compiled.mode == "Enforce"
+    assert compiled.threshold == 1
+    assert compiled.governs("registry.example.com/release/app")
+    assert not compiled.governs("registry.example.com/dev/app")
+    authority = compiled.authorities[0]
+    assert authority.name == "release-key"
+    assert authority.requires_tlog is False  # default for keys: air-gapped clusters
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("  threshold: 2", "threshold 2 exceeds the number of authorities"),
+        ("  threshold: 0", "spec.threshold"),
+        ("  required: [nobody]", "unknown authorities: nobody"),
+        ("  mode: enforce", "spec.mode"),
+        ("  imagse: []", "imagse"),
+        (
+            "  attestations: [{predicateType: x, authorities: [ghost]}]",
+            "unknown authorities: ghost",
+        ),
+    ],
+)
+def test_invalid_policies_name_the_problem(extra: str, message: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        parse_policies(policy_yaml(extra=extra), "p.yaml")
+    text = str(info.value)
+    assert "p.yaml (document 1)" in text
+    assert "'release'" in text
+    assert message in text
+
+
+def test_authority_needs_exactly_one_kind() -> None:
+    both = """
+    - name: a
+      key: {pem: "x"}
+      keyless: {issuer: "i", subject: "s"}"""
+    with pytest.raises(PolicyError, match="exactly one of 'key' and 'keyless'"):
+        parse_policies(policy_yaml(authorities=both), "p.yaml")
+
+
+def test_duplicate_authority_names_are_rejected() -> None:
+    twice = """
+    - name: a
+      key: {pem: "x"}
+    - name: a
+      key: {pem: "y"}"""
+    with pytest.raises(PolicyError, match="repeated: a"):
+        parse_policies(policy_yaml(authorities=twice), "p.yaml")
+
+
+def test_unparseable_key_fails_compilation_with_policy_and_authority() -> None:
+    bad = """
+    - name: release-key
+      key: {pem: "-----BEGIN PUBLIC KEY-----\\nnot base64!\\n-----END PUBLIC KEY-----\\n"}"""
+    (policy,) = parse_policies(policy_yaml(authorities=bad), "p.yaml")
+    with pytest.raises(
+        PolicyError, match="TrustPolicy 'release', authority 'release-key': invalid key"
+    ):
+        compile_policy(policy)
+
+
+def test_secret_ref_outside_a_cluster_is_explained() -> None:
+    secret = """
+    - name: release-key
+      key: {secretRef: {name: cosign, namespace: signgate}}"""
+    (policy,) = parse_policies(policy_yaml(authorities=secret), "p.yaml")
+    with pytest.raises(PolicyError, match="secretRef is resolved by the operator"):
+        compile_policy(policy)
+
+
+def test_bad_regexp_in_keyless_identity_is_rejected() -> None:
+    keyless = """
+    - name: ci
+      keyless: {issuer: "https://issuer.example", subjectRegExp: "(unclosed"}"""
+    with pytest.raises(PolicyError, match="subjectRegExp is not a valid regular expression"):
+        parse_policies(policy_yaml(authorities=keyless), "p.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("key: [unclosed", "not valid YAML"),
+        ("- a\n- b", "expected a TrustPolicy object"),
+        ("kind: ConfigMap\napiVersion: v1", "kind is 'ConfigMap'"),
+    ],
+)
+def test_malformed_files_are_policy_errors(text: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policies(text, "p.yaml")
+
+
+def test_missing_and_empty_files(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read policy file"):
+        load_policy_file(tmp_path / "absent.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("---\n")
+    with pytest.raises(PolicyError, match="contains no TrustPolicy"):
+        load_policy_file(empty)
+
+
+def test_signature_repository_must_be_a_repository() -> None:
+    with pytest.raises(PolicyError, match="not a tag or digest"):
+        compile_policy(
+            parse_policies(policy_yaml(extra="  signatureRepository: ghcr.io/sigs:v1"), "p")[0]
+        )
+    compiled = compile_policy(
+        parse_policies(policy_yaml(extra="  signatureRepository: ghcr.io/org/sigs"), "p")[0]
+    )
+    assert compiled.signature_repository == "ghcr.io/org/sigs"
+
+
+def test_namespace_selector_semantics() -> None:
+    extra = """  namespaceSelector:
+    matchLabels: {tier: prod}
+    matchExpressions:
+      - {key: team, operator: In, values: [a, b]}
+      - {key: sandbox, operator: DoesNotExist}"""
+    compiled = compile_policy(parse_policies(policy_yaml(extra=extra), "p")[0])
+    assert compiled.selects_namespace({"tier": "prod", "team": "a"})
+    assert not compiled.selects_namespace({"tier": "dev", "team": "a"})
+    assert not compiled.selects_namespace({"tier": "prod", "team": "c"})
+    assert not compiled.selects_namespace({"tier": "prod", "team": "a", "sandbox": "1"})
+    assert compiled.selects_namespace(None)  # outside a cluster every policy applies

@@ -25,7 +25,7 @@ from signgate.policy.loading import load_policy_file
 from signgate.registry import CredentialStore, RegistryClient, RegistryOptions
 from signgate.signatures.keys import PublicKey, load_public_key_pem
 from signgate.signatures.trusted_root import TrustedRoot, load_trusted_root
-from signgate.verifier import Verifier
+from signgate.verifier import Verifier, VerifierSettings
 
 EXIT_ALLOWED = 0
 EXIT_DENIED = 1
@@ -241,10 +241,17 @@ async def run_verify(args: argparse.Namespace) -> int:
     policies = _policies(args)
     options = _registry_options(args)
     trusted_root = _trusted_root(args)
+    if trusted_root is None:
+        needs_log = sorted(
+            {f"{p.name}/{a.name}" for p in policies for a in p.authorities if a.requires_tlog}
+        )
+        if needs_log:
+            raise ConfigError(
+                f"the transparency log is required ({', '.join(needs_log)}) but no "
+                "--trusted-root FILE (sigstore trusted_root.json) was given to check it against"
+            )
     if args.timeout <= 0:
         raise ConfigError("--timeout must be positive")
-    from signgate.verifier import VerifierSettings
-
     async with RegistryClient(options) as client:
         verifier = Verifier(
             client, trusted_root=trusted_root, settings=VerifierSettings(unmatched=args.unmatched)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from signgate.deadline import Deadline
 from signgate.discovery import DiscoveryLimits, discover_signatures
@@ -187,8 +187,6 @@ def _with_image_prefix(
 ) -> ImageDecision:
     """Start every reason with the image and digest: it is the first thing a person needs."""
     prefix = f"{ref.name}@{digest}: "
-    from dataclasses import replace
-
     return replace(
         decision,
         reasons=tuple(prefix + r for r in decision.reasons),

@@ -211,3 +211,43 @@ async def test_corrupted_key_is_a_configuration_error(vectors: Path) -> None:
         load_public_key_pem(
             (vectors / CONFORMANCE / "managed-key-wrong-key_fail/key.pub").read_bytes()
         )
+
+
+async def test_cli_requires_the_log_and_checks_it_offline(
+    vectors: Path, pusher: Pusher, tmp_path: Path
+) -> None:
+    import asyncio
+    import sys
+
+    image = await push_conformance_bundle(pusher, vectors, "managed-key-happy-path")
+    key = str(vectors / CONFORMANCE / "managed-key-happy-path/key.pub")
+    root = str(vectors / PRODUCTION_ROOT)
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "signgate", "verify", "--key", key, image,
+            "--insecure-registry", pusher.host, *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, err = await run("--tlog", "require", "--trusted-root", root, "--output", "json")
+    assert code == 0, (out, err)
+    assert json.loads(out)["authorities"][0]["tlogIndex"] == 771488337
+    code, _, err = await run("--tlog", "require")
+    assert code == 2
+    assert "no --trusted-root FILE" in err
+    # A root without that Rekor log: the entry cannot be trusted, so the image is denied.
+    document = json.loads((vectors / PRODUCTION_ROOT).read_text())
+    document["tlogs"] = []
+    other_root = tmp_path / "no-rekor.json"
+    other_root.write_text(json.dumps(document))
+    code, out, _ = await run("--tlog", "require", "--trusted-root", str(other_root))
+    assert code == 1
+    assert "entry is from an untrusted log (logID c0d23d6a" in out, out
+    broken = vectors / CONFORMANCE / "a.txt"
+    code, _, err = await run("--tlog", "require", "--trusted-root", str(broken))
+    assert code == 2
+    assert "a.txt" in err

@@ -12,45 +12,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from signgate.errors import InvalidReferenceError, KeyFormatError, PolicyError
-from signgate.policy.model import Authority, KeylessIdentity, LabelSelector, TrustPolicy
+from signgate.policy.model import Authority, LabelSelector, TrustPolicy
 from signgate.policy.patterns import ImagePattern, compile_pattern
 from signgate.reference import parse_reference
+from signgate.signatures.authority import (
+    AuthorityMaterial,
+    CertificateIdentity,
+    KeyAuthority,
+    KeylessAuthority,
+)
 from signgate.signatures.keys import PublicKey, load_public_key_pem
 
 Mode = Literal["Enforce", "Warn", "Audit"]
-
-
-@dataclass(frozen=True, slots=True)
-class KeyAuthority:
-    """An authority whose signatures verify with one public key from the policy."""
-
-    name: str
-    key: PublicKey
-    requires_tlog: bool
-
-    @property
-    def describe(self) -> str:
-        """How a person recognises this signer in a message."""
-        return f"key {self.key.fingerprint[:19]}… ({self.key.algorithm})"
-
-
-@dataclass(frozen=True, slots=True)
-class KeylessAuthority:
-    """An authority identified by a Fulcio certificate identity (verification: later release)."""
-
-    name: str
-    identity: KeylessIdentity
-    requires_tlog: bool
-
-    @property
-    def describe(self) -> str:
-        """How a person recognises this signer in a message."""
-        issuer = self.identity.issuer or f"/{self.identity.issuer_regexp}/"
-        subject = self.identity.subject or f"/{self.identity.subject_regexp}/"
-        return f"keyless {subject} from {issuer}"
-
-
-AuthorityMaterial = KeyAuthority | KeylessAuthority
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +74,13 @@ class CompiledPolicy:
 
 def _compile_authority(policy: str, authority: Authority) -> AuthorityMaterial:
     if authority.keyless is not None:
-        return KeylessAuthority(authority.name, authority.keyless, authority.requires_tlog)
+        identity = CertificateIdentity(
+            issuer=authority.keyless.issuer,
+            issuer_regexp=authority.keyless.issuer_regexp,
+            subject=authority.keyless.subject,
+            subject_regexp=authority.keyless.subject_regexp,
+        )
+        return KeylessAuthority(authority.name, identity, authority.requires_tlog)
     source = authority.key
     assert source is not None
     if source.pem is None:

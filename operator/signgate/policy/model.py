@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 API_VERSION = "signgate.dev/v1alpha1"
 KIND = "TrustPolicy"
-COSIGN_SIGNATURE_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 
 AuthorityName = Annotated[
     str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

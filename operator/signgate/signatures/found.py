@@ -22,6 +22,9 @@ class SignatureFormat(StrEnum):
     """cosign v3 default: a sigstore bundle in an OCI 1.1 referrer."""
 
 
+COSIGN_SIGNATURE_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+"""The in-toto predicate of a cosign v3 *signature*; every other predicate is an attestation."""
+
 ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
 ANNOTATION_CHAIN = "dev.sigstore.cosign/chain"

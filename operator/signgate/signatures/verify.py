@@ -21,13 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from signgate.errors import BundleFormatError, SignatureError, TransparencyLogError
-from signgate.policy.compiled import AuthorityMaterial, KeyAuthority
-from signgate.policy.model import COSIGN_SIGNATURE_PREDICATE
 from signgate.reference import Digest
+from signgate.signatures.authority import AuthorityMaterial, KeyAuthority
 from signgate.signatures.bundle import SigstoreBundle, parse_bundle
 from signgate.signatures.dsse import IN_TOTO_PAYLOAD_TYPE, parse_statement
 from signgate.signatures.found import (
     ANNOTATION_BUNDLE,
+    COSIGN_SIGNATURE_PREDICATE,
     BundleSignature,
     FoundSignature,
     LegacySignature,

@@ -1,0 +1,54 @@
+"""Who may sign: the verification material of one TrustPolicy authority.
+
+These are what verification needs from a policy, and nothing more; `signgate.policy` builds them
+from the TrustPolicy model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from signgate.signatures.keys import PublicKey
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateIdentity:
+    """A Fulcio certificate identity: each part exact, or a regular expression matched in full."""
+
+    issuer: str | None = None
+    issuer_regexp: str | None = None
+    subject: str | None = None
+    subject_regexp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAuthority:
+    """An authority whose signatures verify with one public key from the policy."""
+
+    name: str
+    key: PublicKey
+    requires_tlog: bool
+
+    @property
+    def describe(self) -> str:
+        """How a person recognises this signer in a message."""
+        return f"key {self.key.fingerprint[:19]}… ({self.key.algorithm})"
+
+
+@dataclass(frozen=True, slots=True)
+class KeylessAuthority:
+    """An authority identified by a Fulcio certificate identity (verification: later release)."""
+
+    name: str
+    identity: CertificateIdentity
+    requires_tlog: bool
+
+    @property
+    def describe(self) -> str:
+        """How a person recognises this signer in a message."""
+        issuer = self.identity.issuer or f"/{self.identity.issuer_regexp}/"
+        subject = self.identity.subject or f"/{self.identity.subject_regexp}/"
+        return f"keyless {subject} from {issuer}"
+
+
+AuthorityMaterial = KeyAuthority | KeylessAuthority

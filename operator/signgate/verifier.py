@@ -3,6 +3,14 @@
 The `Verifier` is the engine shared by ``signgate verify``, ``signgate serve`` and the operator. It
 never raises for a bad image, registry or signature: every failure becomes an `ImageDecision` with
 its reason, and in Enforce mode that decision is a denial.
+
+Caching (what makes admission fast, and what must not make it wrong):
+- tag → digest: a few seconds at most, because tags move;
+- policy outcomes: keyed by (policy identity, digest), never by tag. The identity changes whenever
+  the policy does, so an edited policy never reuses a stale verdict. Satisfied outcomes live long
+  (content under a digest is immutable); unsatisfied ones briefly, so a signature added later is
+  found soon; outcomes that came from a registry failure (timeout, 5xx, 429) are never cached;
+- concurrent identical work (the pods of one Deployment) is coalesced into one computation.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from signgate.cache import SingleFlight, TTLCache
 from signgate.deadline import Deadline
 from signgate.discovery import DiscoveryLimits, discover_signatures
 from signgate.errors import InvalidReferenceError, RegistryError
@@ -35,12 +44,33 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """How long the engine may reuse what it learned. Zero disables a cache."""
+
+    tag_ttl: float = 10.0
+    """tag → digest. Short: a moved tag is seen within this many seconds."""
+    verified_ttl: float = 3600.0
+    """A satisfied (policy, digest) outcome."""
+    unverified_ttl: float = 30.0
+    """An unsatisfied outcome ("not signed", "bad signature"): a new signature is seen this soon."""
+    max_entries: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class VerifierSettings:
     """Engine-wide choices."""
 
     unmatched: UnmatchedAction = "deny"
     """What happens to an image no TrustPolicy governs."""
     discovery: DiscoveryLimits = field(default_factory=DiscoveryLimits)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class _Computed:
+    outcomes: tuple[tuple[CompiledPolicy, PolicyOutcome, bool], ...]
+    """(policy, outcome, cacheable)."""
+    notes: tuple[str, ...]
 
 
 class Verifier:
@@ -56,6 +86,19 @@ class Verifier:
         self.client = client
         self.trusted_root = trusted_root
         self.settings = settings or VerifierSettings()
+        limit = self.settings.cache.max_entries
+        self.tags: TTLCache[tuple[str, str, str], Digest] = TTLCache(max_entries=limit)
+        self.outcomes: TTLCache[tuple[str, Digest], PolicyOutcome] = TTLCache(max_entries=limit)
+        self._resolving: SingleFlight[tuple[str, str, str], Digest] = SingleFlight()
+        self._verifying: SingleFlight[tuple[Digest, str, tuple[str, ...]], _Computed] = (
+            SingleFlight()
+        )
+        self.verifications = 0
+        """Signature evaluations actually run (not served from cache or coalesced)."""
+
+    def forget_policy(self, identity: str) -> int:
+        """Drop every cached outcome of one policy version (e.g. when it is deleted)."""
+        return self.outcomes.discard_where(lambda key: key[0] == identity)
 
     async def verify_images(
         self,
@@ -110,6 +153,27 @@ class Verifier:
                 policies=governing,
             )
 
+    async def resolve(self, ref: ImageReference, deadline: Deadline) -> Digest:
+        """The digest of ``ref``: its own, a recently resolved one, or the registry's answer now.
+
+        Raises:
+            RegistryError: the registry could not tell.
+        """
+        if ref.digest is not None:
+            return ref.digest
+        assert ref.tag is not None
+        key = (ref.api_host, ref.repository, ref.tag)
+        cached = self.tags.get(key)
+        if cached is not None:
+            return cached
+
+        async def fetch() -> Digest:
+            digest = await self.client.resolve_digest(ref, deadline)
+            self.tags.put(key, digest, self.settings.cache.tag_ttl)
+            return digest
+
+        return await self._resolving.run(key, fetch)
+
     async def _verify_governed(
         self,
         image: str,
@@ -118,7 +182,7 @@ class Verifier:
         deadline: Deadline,
     ) -> ImageDecision:
         try:
-            digest = await self.client.resolve_digest(ref, deadline)
+            digest = await self.resolve(ref, deadline)
         except RegistryError as exc:
             return failed(
                 image,
@@ -127,7 +191,42 @@ class Verifier:
                 name=ref.name,
                 policies=governing,
             )
-        repositories = sorted({p.signature_repository or ref.name for p in governing})
+        outcomes: dict[str, PolicyOutcome] = {}
+        missing: list[CompiledPolicy] = []
+        for policy in governing:
+            cached = self.outcomes.get((policy.identity, digest))
+            if cached is None:
+                missing.append(policy)
+            else:
+                outcomes[policy.identity] = cached
+        notes: tuple[str, ...] = ()
+        if missing:
+            # The repository is part of the key: a policy's signatureRepository may be relative
+            # to the image (none set), so the same digest in two repositories is two questions.
+            key = (digest, ref.name, tuple(sorted(p.identity for p in missing)))
+            computed = await self._verifying.run(
+                key, lambda: self._compute(ref, digest, missing, deadline)
+            )
+            notes = computed.notes
+            cache = self.settings.cache
+            for policy, outcome, cacheable in computed.outcomes:
+                outcomes[policy.identity] = outcome
+                if cacheable:
+                    ttl = cache.verified_ttl if outcome.satisfied else cache.unverified_ttl
+                    self.outcomes.put((policy.identity, digest), outcome, ttl)
+        ordered = [outcomes[p.identity] for p in governing]
+        decision = decide(image, str(ref), ref.name, digest, ordered, notes=notes)
+        return _with_image_prefix(decision, ref, digest)
+
+    async def _compute(
+        self,
+        ref: ImageReference,
+        digest: Digest,
+        policies: Sequence[CompiledPolicy],
+        deadline: Deadline,
+    ) -> _Computed:
+        self.verifications += 1
+        repositories = sorted({p.signature_repository or ref.name for p in policies})
         found = await asyncio.gather(
             *(self._discover(repository, digest, deadline) for repository in repositories),
             return_exceptions=True,
@@ -143,37 +242,36 @@ class Verifier:
             for repository, result in discovered.items()
             if isinstance(result, Discovery)
         }
-        outcomes: list[PolicyOutcome] = []
         notes: list[str] = []
         for result in discovered.values():
             if isinstance(result, Discovery):
                 notes.extend(result.notes)
                 notes.extend(f"could not read all signatures: {e}" for e in result.errors)
-        for policy in governing:
+        computed: list[tuple[CompiledPolicy, PolicyOutcome, bool]] = []
+        for policy in policies:
             repository = policy.signature_repository or ref.name
             result = discovered[repository]
             if isinstance(result, RegistryError):
-                outcomes.append(
-                    PolicyOutcome(
-                        policy.name,
-                        policy.mode,
-                        False,
-                        reason=f"TrustPolicy {policy.name!r}: cannot read signatures "
-                        f"from {repository}: {result}",
-                    )
+                reason = (
+                    f"TrustPolicy {policy.name!r}: cannot read signatures from {repository}: "
+                    f"{result}"
+                )
+                computed.append(
+                    (policy, PolicyOutcome(policy.name, policy.mode, False, reason=reason), False)
                 )
                 continue
-            outcomes.append(
-                evaluate_policy(
-                    policy,
-                    digest=digest,
-                    discoveries=[result],
-                    prepared=prepared[repository],
-                    trusted_root=self.trusted_root,
-                )
+            outcome = evaluate_policy(
+                policy,
+                digest=digest,
+                discoveries=[result],
+                prepared=prepared[repository],
+                trusted_root=self.trusted_root,
             )
-        decision = decide(image, str(ref), ref.name, digest, outcomes, notes=notes)
-        return _with_image_prefix(decision, ref, digest)
+            # An unsatisfied verdict reached while part of the registry failed is not a fact about
+            # the image, only about that moment: never cache it.
+            cacheable = outcome.satisfied or not result.errors
+            computed.append((policy, outcome, cacheable))
+        return _Computed(tuple(computed), tuple(notes))
 
     async def _discover(self, repository: str, digest: Digest, deadline: Deadline) -> Discovery:
         repo = parse_reference(repository)

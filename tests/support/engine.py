@@ -10,7 +10,7 @@ from signgate.policy.compiled import CompiledPolicy, adhoc_key_policy
 from signgate.policy.evaluate import ImageDecision
 from signgate.registry import CredentialStore, RegistryClient, RegistryOptions
 from signgate.signatures.keys import PublicKey
-from signgate.verifier import Verifier
+from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 from support.formats import PrivateKey
 from support.registry import RegistryServer
 
@@ -45,7 +45,9 @@ class Checker:
 
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
-        self.verifier = Verifier(client)
+        # No caching: these tests change signatures between checks of the same image.
+        no_cache = CacheSettings(tag_ttl=0, verified_ttl=0, unverified_ttl=0)
+        self.verifier = Verifier(client, settings=VerifierSettings(cache=no_cache))
 
     async def __call__(
         self, image: str, policies: Sequence[CompiledPolicy], *, timeout: float = 20.0

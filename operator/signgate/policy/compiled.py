@@ -7,6 +7,8 @@ field; the operator keeps such a policy as "broken" and denies the images it gov
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -43,6 +45,8 @@ class CompiledPolicy:
     namespace_selector: LabelSelector | None = None
     source: str = ""
     """Where the policy came from (a file path or ``cluster``), for messages."""
+    identity: str = ""
+    """Changes whenever anything that affects a decision changes: the cache key of its results."""
     _by_name: Mapping[str, AuthorityMaterial] = field(default_factory=dict, repr=False)
 
     def governs(self, name: str) -> bool:
@@ -139,6 +143,13 @@ def compile_policy(
                 f"TrustPolicy {name!r}: signatureRepository names a repository, not a tag or digest"
             )
         signature_repository = ref.name
+    fingerprint = {
+        "name": name,
+        "uid": policy.metadata.uid,
+        "spec": policy.spec.model_dump(mode="json", by_alias=True),
+        "keys": dict(resolved_keys or {}),
+    }
+    identity = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:32]
     return CompiledPolicy(
         name=name,
         generation=policy.metadata.generation,
@@ -151,6 +162,7 @@ def compile_policy(
         signature_repository=signature_repository,
         namespace_selector=spec.namespace_selector,
         source=source,
+        identity=identity,
         _by_name={a.name: a for a in authorities},
     )
 
@@ -172,5 +184,11 @@ def adhoc_key_policy(
         threshold=1,
         required=frozenset(),
         source="--key",
+        identity="adhoc:"
+        + hashlib.sha256(
+            ",".join(
+                f"{a.name}={a.key.fingerprint}:{a.requires_tlog}" for a in authorities
+            ).encode()
+        ).hexdigest()[:32],
         _by_name={a.name: a for a in authorities},
     )

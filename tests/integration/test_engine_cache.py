@@ -1,0 +1,115 @@
+"""The engine's caches against a real registry: fast when it may be, never wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from signgate.deadline import Deadline
+from signgate.registry import RegistryClient, RegistryOptions
+from signgate.verifier import CacheSettings, Verifier, VerifierSettings
+from support import signer
+from support.engine import key_policy
+from support.fault_proxy import FaultProxy
+from support.formats import generate_key
+from support.push import Pusher
+
+
+def verifier(client: RegistryClient, **cache: float) -> Verifier:
+    return Verifier(client, settings=VerifierSettings(cache=CacheSettings(**cache)))  # type: ignore[arg-type]
+
+
+async def test_concurrent_admissions_of_one_image_cause_one_verification(
+    pusher: Pusher, fault_proxy: FaultProxy
+) -> None:
+    name = f"cache/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    key = generate_key()
+    await signer.sign_legacy(pusher, name, digest, key)
+    policy = key_policy(key)
+    async with RegistryClient(RegistryOptions(insecure_hosts=frozenset({fault_proxy.host}))) as c:
+        engine = verifier(c)
+        image = f"{fault_proxy.host}/{name}:v1"
+        decisions = await asyncio.gather(
+            *(engine.verify_image(image, [policy], Deadline.after(20)) for _ in range(200))
+        )
+        assert all(d.allowed for d in decisions)
+        assert engine.verifications == 1
+        cold = fault_proxy.count()
+        # Resolve, .sig manifest, blob, referrers API, fallback tag, plus the one-off http probe.
+        assert cold <= 6
+        again = await engine.verify_image(image, [policy], Deadline.after(5))
+        assert again.allowed
+        assert fault_proxy.count() == cold  # warm: tag and verdict both cached
+
+
+async def test_a_moved_tag_is_denied_once_the_tag_ttl_passes(pusher: Pusher) -> None:
+    name = f"cache/{secrets.token_hex(4)}"
+    signed = await pusher.push_random_image(name, "v1")
+    key = generate_key()
+    await signer.sign_legacy(pusher, name, signed, key)
+    policy = key_policy(key)
+    async with RegistryClient(RegistryOptions(insecure_hosts=frozenset({pusher.host}))) as c:
+        engine = verifier(c, tag_ttl=0.2)
+        image = f"{pusher.host}/{name}:v1"
+        first = await engine.verify_image(image, [policy], Deadline.after(10))
+        assert first.allowed
+        unsigned = await pusher.push_random_image(name, "v1")  # the tag moves
+        await asyncio.sleep(0.3)
+        second = await engine.verify_image(image, [policy], Deadline.after(10))
+        assert not second.allowed
+        assert second.digest == unsigned
+        assert "no signature found" in second.reasons[0]
+        # The signed digest keeps its cached verdict: what was pinned stays admissible.
+        pinned = await engine.verify_image(
+            f"{pusher.host}/{name}@{signed}", [policy], Deadline.after(10)
+        )
+        assert pinned.allowed
+
+
+async def test_a_signature_added_later_is_seen_after_the_short_negative_ttl(pusher: Pusher) -> None:
+    name = f"cache/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    key = generate_key()
+    policy = key_policy(key)
+    async with RegistryClient(RegistryOptions(insecure_hosts=frozenset({pusher.host}))) as c:
+        engine = verifier(c, unverified_ttl=0.2)
+        image = f"{pusher.host}/{name}@{digest}"
+        assert not (await engine.verify_image(image, [policy], Deadline.after(10))).allowed
+        await signer.sign_legacy(pusher, name, digest, key)
+        assert not (
+            await engine.verify_image(image, [policy], Deadline.after(10))
+        ).allowed  # cached
+        await asyncio.sleep(0.3)
+        assert (await engine.verify_image(image, [policy], Deadline.after(10))).allowed
+
+
+async def test_a_changed_policy_never_reuses_an_old_verdict(pusher: Pusher) -> None:
+    name = f"cache/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    old, new = generate_key(), generate_key()
+    await signer.sign_legacy(pusher, name, digest, old)
+    async with RegistryClient(RegistryOptions(insecure_hosts=frozenset({pusher.host}))) as c:
+        engine = verifier(c)
+        image = f"{pusher.host}/{name}@{digest}"
+        assert (await engine.verify_image(image, [key_policy(old)], Deadline.after(10))).allowed
+        # Same policy name, key rotated: a different identity, so a fresh (denying) verdict.
+        assert not (await engine.verify_image(image, [key_policy(new)], Deadline.after(10))).allowed
+        assert engine.forget_policy(key_policy(old).identity) == 1
+
+
+async def test_registry_failures_are_never_cached(pusher: Pusher, fault_proxy: FaultProxy) -> None:
+    name = f"cache/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    key = generate_key()
+    await signer.sign_legacy(pusher, name, digest, key)
+    async with RegistryClient(RegistryOptions(insecure_hosts=frozenset({fault_proxy.host}))) as c:
+        engine = verifier(c)
+        image = f"{fault_proxy.host}/{name}@{digest}"
+        fault_proxy.status(r"\.sig$", 503)
+        fault_proxy.status(r"/referrers/|/manifests/sha256-", 503)
+        failed = await engine.verify_image(image, [key_policy(key)], Deadline.after(10))
+        assert not failed.allowed
+        assert "503" in failed.reasons[0]
+        fault_proxy.clear()
+        assert (await engine.verify_image(image, [key_policy(key)], Deadline.after(10))).allowed

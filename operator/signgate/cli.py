@@ -11,21 +11,27 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from signgate import __version__
+from signgate.admission.server import ServerSettings, make_app, running_server
 from signgate.deadline import Deadline
 from signgate.errors import ConfigError, KeyFormatError, SigngateError
+from signgate.metrics import Metrics
 from signgate.policy.compiled import CompiledPolicy, adhoc_key_policy, compile_policy
 from signgate.policy.evaluate import ImageDecision
 from signgate.policy.loading import load_policy_file
+from signgate.policy.sources import StaticPolicySource
 from signgate.registry import CredentialStore, RegistryClient, RegistryOptions
 from signgate.signatures.keys import PublicKey, load_public_key_pem
 from signgate.signatures.trusted_root import TrustedRoot, load_trusted_root
-from signgate.verifier import Verifier, VerifierSettings
+from signgate.verifier import CacheSettings, Verifier, VerifierSettings
+
+log = logging.getLogger("signgate")
 
 EXIT_ALLOWED = 0
 EXIT_DENIED = 1
@@ -52,6 +58,60 @@ def build_parser() -> argparse.ArgumentParser:
         "any is denied, 2 on bad usage or configuration.",
     )
     verify.add_argument("images", nargs="+", metavar="IMAGE")
+    _add_policy_arguments(verify)
+    _add_registry_arguments(verify)
+    verify.add_argument("--output", choices=("text", "json"), default="text")
+    verify.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="one deadline for the whole run (default 30)",
+    )
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the admission webhook (/validate, /mutate) over HTTPS",
+        description="Serve the validating and mutating admission webhook. With --policy, "
+        "TrustPolicies come from files and no Kubernetes API is needed.",
+    )
+    serve.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="TrustPolicy YAML (repeatable)",
+    )
+    serve.add_argument("--tls-cert", required=True, metavar="FILE")
+    serve.add_argument("--tls-key", required=True, metavar="FILE")
+    serve.add_argument("--address", default="0.0.0.0", help="listen address (default 0.0.0.0)")  # noqa: S104
+    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument(
+        "--deadline",
+        type=float,
+        default=8.0,
+        metavar="SECONDS",
+        help="time to answer one admission request (default 8, below the apiserver's 10)",
+    )
+    serve.add_argument(
+        "--tag-ttl",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long a tag's digest may be reused (default 10)",
+    )
+    serve.add_argument("--trusted-root", metavar="FILE", help="sigstore trusted_root.json")
+    serve.add_argument(
+        "--unmatched",
+        choices=("deny", "warn", "allow"),
+        default="deny",
+        help="what to do with images no policy governs (default deny)",
+    )
+    _add_registry_arguments(serve)
+    return parser
+
+
+def _add_policy_arguments(verify: argparse.ArgumentParser) -> None:
     verify.add_argument(
         "--policy",
         action="append",
@@ -78,37 +138,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="transparency log for --key signatures (default: ignore, for air-gapped use)",
     )
     verify.add_argument(
+        "--unmatched",
+        choices=("deny", "warn", "allow"),
+        default="deny",
+        help="what to do with images no policy governs (default deny)",
+    )
+
+
+def _add_registry_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--insecure-registry",
         action="append",
         default=[],
         metavar="HOST:PORT",
         help="allow plain HTTP and unverified TLS for this registry (repeatable)",
     )
-    verify.add_argument(
+    parser.add_argument(
         "--registry-ca",
         action="append",
         default=[],
         metavar="HOST:PORT=FILE",
         help="trust this PEM CA bundle for one registry, on top of the system CAs (repeatable)",
     )
-    verify.add_argument(
+    parser.add_argument(
         "--registry-config", metavar="DOCKER_CONFIG_JSON", help="credentials, as in docker login"
     )
-    verify.add_argument("--output", choices=("text", "json"), default="text")
-    verify.add_argument(
-        "--timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="one deadline for the whole run (default 30)",
-    )
-    verify.add_argument(
-        "--unmatched",
-        choices=("deny", "warn", "allow"),
-        default="deny",
-        help="what to do with images no policy governs (default deny)",
-    )
-    return parser
 
 
 def _read_key(path: str) -> PublicKey:
@@ -120,6 +174,25 @@ def _read_key(path: str) -> PublicKey:
         return load_public_key_pem(data)
     except KeyFormatError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _file_policies(paths: Sequence[str]) -> list[CompiledPolicy]:
+    return [
+        compile_policy(policy, source=path) for path in paths for policy in load_policy_file(path)
+    ]
+
+
+def _check_tlog_root(policies: Sequence[CompiledPolicy], root: TrustedRoot | None) -> None:
+    if root is not None:
+        return
+    needs_log = sorted(
+        {f"{p.name}/{a.name}" for p in policies for a in p.authorities if a.requires_tlog}
+    )
+    if needs_log:
+        raise ConfigError(
+            f"the transparency log is required ({', '.join(needs_log)}) but no "
+            "--trusted-root FILE (sigstore trusted_root.json) was given to check it against"
+        )
 
 
 def _policies(args: argparse.Namespace) -> list[CompiledPolicy]:
@@ -134,10 +207,7 @@ def _policies(args: argparse.Namespace) -> list[CompiledPolicy]:
             "keyless verification (--certificate-identity/--certificate-oidc-issuer) is not "
             "available in this release; use --key or a key authority in --policy"
         )
-    policies: list[CompiledPolicy] = []
-    for path in args.policy:
-        for policy in load_policy_file(path):
-            policies.append(compile_policy(policy, source=path))
+    policies = _file_policies(args.policy)
     if args.key:
         keys = [
             (f"key-{i}" if len(args.key) > 1 else "key", _read_key(p))
@@ -185,6 +255,7 @@ def _trusted_root(args: argparse.Namespace) -> TrustedRoot | None:
 def _print_text(decisions: Sequence[ImageDecision], *, verbose: bool) -> None:
     for decision in decisions:
         target = decision.pinned or decision.reference or decision.image
+        arrow = f" -> {target}" if decision.pinned and target != decision.image else ""
         if decision.allowed:
             signers = ", ".join(
                 f"{o.policy}/{s.authority} ({s.signer}, {s.format})"
@@ -192,11 +263,11 @@ def _print_text(decisions: Sequence[ImageDecision], *, verbose: bool) -> None:
                 for s in o.signatures
             )
             print(
-                f"ALLOWED {decision.image} -> {target}"
+                f"ALLOWED {decision.image}{arrow}"
                 + (f"\n  signed by: {signers}" if signers else "")
             )
         else:
-            print(f"DENIED  {decision.image}" + (f" -> {target}" if decision.pinned else ""))
+            print(f"DENIED  {decision.image}{arrow}")
         for reason in decision.reasons:
             print(f"  reason: {reason}")
         for warning in decision.warnings:
@@ -241,15 +312,7 @@ async def run_verify(args: argparse.Namespace) -> int:
     policies = _policies(args)
     options = _registry_options(args)
     trusted_root = _trusted_root(args)
-    if trusted_root is None:
-        needs_log = sorted(
-            {f"{p.name}/{a.name}" for p in policies for a in p.authorities if a.requires_tlog}
-        )
-        if needs_log:
-            raise ConfigError(
-                f"the transparency log is required ({', '.join(needs_log)}) but no "
-                "--trusted-root FILE (sigstore trusted_root.json) was given to check it against"
-            )
+    _check_tlog_root(policies, trusted_root)
     if args.timeout <= 0:
         raise ConfigError("--timeout must be positive")
     async with RegistryClient(options) as client:
@@ -266,17 +329,78 @@ async def run_verify(args: argparse.Namespace) -> int:
     return EXIT_ALLOWED if all(d.allowed for d in decisions) else EXIT_DENIED
 
 
+async def run_serve(args: argparse.Namespace) -> int:
+    """``signgate serve``: serve until SIGTERM or SIGINT; returns the exit status."""
+    if not args.policy:
+        raise ConfigError(
+            "serving TrustPolicies from the cluster (the operator, without --policy) is not "
+            "available in this release; pass --policy FILE"
+        )
+    policies = _file_policies(args.policy)
+    options = _registry_options(args)
+    trusted_root = _trusted_root(args)
+    _check_tlog_root(policies, trusted_root)
+    for name, value in (("--deadline", args.deadline), ("--tag-ttl", args.tag_ttl + 1)):
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive")
+    settings = ServerSettings(
+        tls_cert=Path(args.tls_cert),
+        tls_key=Path(args.tls_key),
+        address=args.address,
+        port=args.port,
+        deadline_seconds=args.deadline,
+    )
+    engine_settings = VerifierSettings(
+        unmatched=args.unmatched, cache=CacheSettings(tag_ttl=args.tag_ttl)
+    )
+    async with RegistryClient(options) as client:
+        engine = Verifier(client, trusted_root=trusted_root, settings=engine_settings)
+        app = make_app(
+            engine=engine,
+            policies=StaticPolicySource(policies),
+            settings=settings,
+            metrics=Metrics(engine),
+        )
+        try:
+            server = running_server(app, settings)
+            _, _, port = await server.__aenter__()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {args.address}:{args.port}: {exc.strerror}"
+            ) from exc
+        try:
+            log.info(
+                "serving /validate and /mutate on https://%s:%d with %d TrustPolicies from %s",
+                args.address,
+                port,
+                len(policies),
+                ", ".join(args.policy),
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            await server.__aexit__(None, None, None)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``signgate`` console script."""
     args = build_parser().parse_args(argv)
+    base = logging.INFO if args.command == "serve" else logging.WARNING
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
+        level=base - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     try:
         if args.command == "verify":
             return asyncio.run(run_verify(args))
+        if args.command == "serve":
+            return asyncio.run(run_serve(args))
     except ConfigError as exc:
         print(f"signgate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -92,5 +92,18 @@ class TransparencyLogError(SignatureError):
     """A transparency-log entry, SET, inclusion proof or checkpoint that does not verify."""
 
 
+class AdmissionRequestError(SigngateError):
+    """A malformed AdmissionReview, or an admitted object we cannot read every image of.
+
+    Before a review has parsed there is no uid to answer, so the server replies HTTP 400 with the
+    message; after that it should deny (``allowed: false``) so the outcome never depends on the
+    webhook's ``failurePolicy``.
+    """
+
+
+class PatchError(SigngateError):
+    """A JSONPatch that does not apply to the object it was made for (a bug, never the user's)."""
+
+
 class PolicyError(ConfigError):
     """A TrustPolicy that is invalid (bad pattern, bad key, unknown authority, ...)."""

@@ -105,6 +105,17 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def describe_connection_error(exc: Exception) -> str:
+    """A short, human reason for a connection failure (aiohttp's own text names internals)."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "host name not found (DNS)"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        reason = os_error.strerror or str(os_error) or type(os_error).__name__
+        return f"{reason} (connecting to {exc.host}:{exc.port})"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def error_detail(body: bytes) -> str:
     """The human part of a distribution error body, or the start of whatever else it is."""
     try:
@@ -307,7 +318,9 @@ class Transport:
                         attempt, None, deadline, realm, "token endpoint unreachable"
                     )
                     continue
-                raise RegistryAuthError(f"token endpoint {realm_host} unreachable: {exc}") from exc
+                raise RegistryAuthError(
+                    f"token endpoint {realm_host} unreachable: {describe_connection_error(exc)}"
+                ) from exc
             if (status == 429 or status >= 500) and attempt < self.options.limits.max_attempts:
                 why = f"token endpoint answered HTTP {status}"
                 await self._backoff(attempt, retry_after, deadline, realm, why)
@@ -425,12 +438,13 @@ class Transport:
                     # request may have found that out already; "https" is only set on success.)
                     self._schemes[host] = "http"
                     continue
-                if attempt < limits.max_attempts:
-                    await self._backoff(attempt, None, deadline, url, f"connection failed ({exc})")
+                why = describe_connection_error(exc)
+                # A name that does not resolve will not resolve in 250 ms either.
+                retryable = not isinstance(exc, aiohttp.ClientConnectorDNSError)
+                if retryable and attempt < limits.max_attempts:
+                    await self._backoff(attempt, None, deadline, url, f"connection failed: {why}")
                     continue
-                raise RegistryUnavailableError(
-                    f"cannot reach {host}: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise RegistryUnavailableError(f"cannot reach {host}: {why}") from exc
             if self.is_insecure(host):
                 self._schemes.setdefault(host, scheme)
             if response.status == 429 or response.status >= 500:
@@ -510,7 +524,7 @@ class Transport:
                     f"{why}; Retry-After {delay:.0f}s is past the deadline ({remaining:.1f}s left)",
                 )
             raise RegistryUnavailableError(f"{where}: {why}; no time left in the deadline to retry")
-        log.warning("%s: %s; retrying in %.2fs (attempt %d)", where, why, delay, attempt + 1)
+        log.info("%s: %s; retrying in %.2fs (attempt %d)", where, why, delay, attempt + 1)
         await asyncio.sleep(delay)
 
 

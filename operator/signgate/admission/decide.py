@@ -1,0 +1,147 @@
+"""From an AdmissionReview to an AdmissionReview response: which images, what verdict, what patch.
+
+One deadline per request: every image of the request is verified concurrently under it, and when
+it passes the answer is a denial naming the images still pending — never an apiserver timeout
+(which, with ``failurePolicy: Fail``, would also deny, but without saying why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from signgate.admission.images import extract_images
+from signgate.admission.patch import pin_patch
+from signgate.admission.review import AdmissionRequest, review_response
+from signgate.deadline import Deadline
+from signgate.errors import AdmissionRequestError
+from signgate.policy.compiled import CompiledPolicy
+from signgate.policy.evaluate import ImageDecision
+from signgate.verifier import Verifier
+
+log = logging.getLogger(__name__)
+
+MAX_REASONS_IN_MESSAGE = 20
+
+
+class PolicySource(Protocol):
+    """Where the webhook gets its TrustPolicies: files, or the operator's in-memory index."""
+
+    def ready(self) -> bool:
+        """Whether policies are loaded (an empty index at start-up is not "no policies")."""
+
+    def current(self) -> Sequence[CompiledPolicy]:
+        """The policies in force now (broken ones included, as policies that deny)."""
+
+    def namespace_labels(self, namespace: str | None) -> Mapping[str, str] | None:
+        """Labels of ``namespace`` for namespaceSelector, or None when unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the webhook answered, for metrics and logs."""
+
+    response: dict[str, object]
+    allowed: bool
+    images: tuple[ImageDecision, ...]
+    pending: tuple[str, ...] = ()
+
+
+def _message(denied: Sequence[ImageDecision], pending: Sequence[str], total: int) -> str:
+    count = len(denied) + len(pending)
+    parts: list[str] = []
+    for decision in denied:
+        parts.extend(decision.reasons)
+    parts.extend(
+        f"{image}: not verified before the request's deadline passed; still waiting on the registry"
+        for image in pending
+    )
+    shown = parts[:MAX_REASONS_IN_MESSAGE]
+    more = len(parts) - len(shown)
+    text = f"signgate denied {count} of {total} image(s): " + " | ".join(shown)
+    if more:
+        text += f" | and {more} more"
+    return text
+
+
+def _evidence(decisions: Sequence[ImageDecision]) -> dict[str, str]:
+    # Release evidence for every admitted image: what ran, which policy admitted it, who signed it.
+    annotations: dict[str, str] = {}
+    for number, decision in enumerate(decisions):
+        if decision.allowed and decision.pinned:
+            signers = ", ".join(
+                f"{o.policy}/{s.authority} ({s.signer})"
+                for o in decision.outcomes
+                for s in o.signatures
+            )
+            annotations[f"image-{number}"] = (
+                f"{decision.pinned} verified by {signers or 'no policy'}"
+            )
+        for index, note in enumerate(decision.audit):
+            annotations[f"audit-{number}-{index}"] = note
+    return annotations
+
+
+async def decide_review(
+    request: AdmissionRequest,
+    *,
+    mutate: bool,
+    engine: Verifier,
+    policies: PolicySource,
+    deadline_seconds: float,
+) -> Verdict:
+    """Answer one admission request. Never raises for bad input (cancellation excepted)."""
+    uid = request.uid
+    try:
+        fields = extract_images(request)
+    except AdmissionRequestError as exc:
+        response = review_response(uid, allowed=False, message=f"signgate: {exc}")
+        return Verdict(response, False, ())
+    if not fields:
+        return Verdict(review_response(uid, allowed=True), True, ())
+    images = list(dict.fromkeys(field.image for field in fields))
+    if not policies.ready():
+        message = (
+            "signgate: TrustPolicies are not loaded yet, so nothing can be verified; "
+            f"denied {len(images)} image(s), retry shortly"
+        )
+        return Verdict(review_response(uid, allowed=False, message=message), False, ())
+
+    labels = policies.namespace_labels(request.namespace)
+    deadline = Deadline.after(deadline_seconds)
+    current = policies.current()
+    tasks = {
+        image: asyncio.ensure_future(
+            engine.verify_image(image, current, deadline, namespace_labels=labels)
+        )
+        for image in images
+    }
+    # The engine honours the deadline itself; this margin only catches a bug that would not.
+    done, waiting = await asyncio.wait(tasks.values(), timeout=deadline_seconds + 0.5)
+    for task in waiting:
+        task.cancel()
+    decisions = {image: task.result() for image, task in tasks.items() if task in done}
+    pending = tuple(image for image, task in tasks.items() if task in waiting)
+    ordered = tuple(decisions[image] for image in images if image in decisions)
+
+    denied = [d for d in ordered if not d.allowed]
+    allowed = not denied and not pending
+    warnings = [f"signgate: {w}" for d in ordered for w in d.warnings]
+    audit = _evidence(ordered)
+    if not allowed:
+        message = _message(denied, pending, len(images))
+        response = review_response(
+            uid, allowed=False, message=message, warnings=warnings, audit_annotations=audit
+        )
+        return Verdict(response, False, ordered, pending)
+    patch = None
+    if mutate:
+        digests = {d.image: d.digest for d in ordered if d.digest is not None}
+        patch = pin_patch(fields, digests) or None
+    response = review_response(
+        uid, allowed=True, warnings=warnings, audit_annotations=audit, patch=patch
+    )
+    return Verdict(response, True, ordered)

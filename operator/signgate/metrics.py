@@ -1,0 +1,77 @@
+"""Prometheus metrics of the webhook, in a registry of its own (one per server, so tests and
+several servers in one process never collide)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from signgate.verifier import Verifier
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class _EngineCollector(Collector):
+    """Reads the engine's own counters at scrape time (no hot-path bookkeeping)."""
+
+    def __init__(self, engine: Verifier) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        engine = self._engine
+        cache = CounterMetricFamily(
+            "signgate_cache_lookups", "Verdict and tag cache lookups", labels=["cache", "result"]
+        )
+        for name, stats in (("verdict", engine.outcomes.stats), ("tag", engine.tags.stats)):
+            cache.add_metric([name, "hit"], stats.hits)
+            cache.add_metric([name, "miss"], stats.misses)
+        yield cache
+        yield CounterMetricFamily(
+            "signgate_verifications",
+            "Signature evaluations run (not served from cache or coalesced)",
+            value=engine.verifications,
+        )
+        yield CounterMetricFamily(
+            "signgate_registry_requests",
+            "HTTP requests sent to registries and token endpoints",
+            value=engine.client.requests_sent,
+        )
+        entries = GaugeMetricFamily(
+            "signgate_cache_entries", "Live cache entries", labels=["cache"]
+        )
+        entries.add_metric(["verdict"], len(engine.outcomes))
+        entries.add_metric(["tag"], len(engine.tags))
+        yield entries
+
+
+class Metrics:
+    """The webhook's metrics."""
+
+    def __init__(self, engine: Verifier) -> None:
+        self.registry = CollectorRegistry()
+        self.admissions = Counter(
+            "signgate_admissions",
+            "Admission reviews answered",
+            ["webhook", "decision"],
+            registry=self.registry,
+        )
+        self.images = Counter(
+            "signgate_image_decisions",
+            "Per-image verdicts",
+            ["decision"],
+            registry=self.registry,
+        )
+        self.bad_requests = Counter(
+            "signgate_bad_requests", "Malformed AdmissionReviews (HTTP 400)", registry=self.registry
+        )
+        self.latency = Histogram(
+            "signgate_admission_duration_seconds",
+            "Time to answer an admission review, inside the server",
+            ["webhook"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_EngineCollector(engine))

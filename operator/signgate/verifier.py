@@ -194,6 +194,15 @@ class Verifier:
         outcomes: dict[str, PolicyOutcome] = {}
         missing: list[CompiledPolicy] = []
         for policy in governing:
+            if policy.require_digest and ref.digest is None:
+                reason = (
+                    f"TrustPolicy {policy.name!r} requires images by digest: write "
+                    f"{ref.name}@{digest} instead of the tag {ref.tag!r}"
+                )
+                outcomes[policy.identity] = PolicyOutcome(
+                    policy.name, policy.mode, False, reason=reason
+                )
+                continue
             cached = self.outcomes.get((policy.identity, digest))
             if cached is None:
                 missing.append(policy)

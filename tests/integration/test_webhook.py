@@ -441,3 +441,20 @@ async def test_certificate_rotation_without_dropping_connections(
         fresh.get(hook.url + "/healthz") as resp,
     ):
         assert resp.status == 200  # new handshakes present the new certificate
+
+
+async def test_require_digest_denies_tags_and_admits_digests(
+    start_webhook: StartWebhook, pusher: Pusher
+) -> None:
+    text = policy_yaml(pusher.host, KEY) + "  requireDigest: true\n"
+    hook = await start_webhook([compiled(text)])
+    good, digest = await signed_image(pusher)
+    by_tag = await hook.admit(reviews.review(reviews.workload("Pod", reviews.pod_spec([good]))))
+    assert by_tag["allowed"] is False
+    assert "requires images by digest" in by_tag["status"]["message"]
+    assert f"@{digest}" in by_tag["status"]["message"]  # tells the person exactly what to write
+    pinned = f"{good.rsplit(':', 1)[0]}@{digest}"
+    by_digest = await hook.admit(
+        reviews.review(reviews.workload("Pod", reviews.pod_spec([pinned])))
+    )
+    assert by_digest["allowed"] is True

@@ -43,6 +43,7 @@ class CompiledPolicy:
     signature_repository: str | None = None
     """``registry/repository`` holding the signatures, when not the image's own repository."""
     namespace_selector: LabelSelector | None = None
+    require_digest: bool = False
     source: str = ""
     """Where the policy came from (a file path or ``cluster``), for messages."""
     identity: str = ""
@@ -161,6 +162,7 @@ def compile_policy(
         required=frozenset(spec.required),
         signature_repository=signature_repository,
         namespace_selector=spec.namespace_selector,
+        require_digest=spec.require_digest,
         source=source,
         identity=identity,
         _by_name={a.name: a for a in authorities},

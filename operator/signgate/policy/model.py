@@ -136,6 +136,8 @@ class TrustPolicySpec(_Strict):
     threshold: int = Field(default=1, ge=1)
     required: list[AuthorityName] = Field(default_factory=list)
     signature_repository: str = Field(default="", alias="signatureRepository", max_length=512)
+    require_digest: bool = Field(default=False, alias="requireDigest")
+    """Deny references without ``@sha256:…`` (for GitOps setups that must not be mutated)."""
     attestations: list[AttestationRequirement] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -9,8 +9,8 @@ replaced.
 from __future__ import annotations
 
 import copy
-import os
 import json
+import os
 import unicodedata
 from typing import Any
 
@@ -96,7 +96,9 @@ def _run(body: bytes) -> None:
         assert node == field.image
     patch = pin_patch(fields, {f.image: DIGEST for f in fields})
     patched = apply_patch(request.object, patch)
-    assert all("@" in f.image for f in extract_images(request.model_copy(update={"object": patched})))
+    assert all(
+        "@" in f.image for f in extract_images(request.model_copy(update={"object": patched}))
+    )
     review_response(request.uid, allowed=True, patch=patch)
 
 
@@ -113,7 +115,13 @@ def test_arbitrary_json(value: Any) -> None:
 
 
 @FUZZ
-@given(_kinds, _operations, json_values, json_values, st.sampled_from([None, "ephemeralcontainers", "status"]))
+@given(
+    _kinds,
+    _operations,
+    json_values,
+    json_values,
+    st.sampled_from([None, "ephemeralcontainers", "status"]),
+)
 def test_well_formed_review_with_arbitrary_objects(
     kind: tuple[str, str], operation: str, obj: Any, old: Any, sub_resource: str | None
 ) -> None:
@@ -139,7 +147,11 @@ _REAL = [
     json.loads(fixture("pod_create.json")),
     json.loads(fixture("pod_ephemeralcontainers.json")),
     *(
-        review(workload(kind, pod_spec([("a", "x:1")], init=[("b", "y:1")], image_volumes=[("v", "z:1")])))
+        review(
+            workload(
+                kind, pod_spec([("a", "x:1")], init=[("b", "y:1")], image_volumes=[("v", "z:1")])
+            )
+        )
         for kind in KINDS
     ),
 ]
@@ -167,7 +179,11 @@ def test_real_reviews_with_one_node_replaced_or_removed(
     st.booleans(),
     st.one_of(st.none(), st.text(), st.lists(st.text(), max_size=50)),
     st.lists(st.text(), max_size=60),
-    st.dictionaries(st.from_regex(r"[a-z0-9]([-a-z0-9.]{0,20}[a-z0-9])?", fullmatch=True), st.text(max_size=3000), max_size=8),
+    st.dictionaries(
+        st.from_regex(r"[a-z0-9]([-a-z0-9.]{0,20}[a-z0-9])?", fullmatch=True),
+        st.text(max_size=3000),
+        max_size=8,
+    ),
 )
 def test_responses_stay_within_kubernetes_limits(
     allowed: bool, message: str | list[str] | None, warnings: list[str], annotations: dict[str, str]

@@ -6,7 +6,16 @@ import copy
 from typing import Any
 
 import pytest
-from admission_testkit import DIGEST, KINDS, OTHER_DIGEST, fixture, pod_spec, request_of, review, workload
+from admission_testkit import (
+    DIGEST,
+    KINDS,
+    OTHER_DIGEST,
+    fixture,
+    pod_spec,
+    request_of,
+    review,
+    workload,
+)
 
 from signgate.admission import apply_patch, extract_images, parse_review, pin_patch
 from signgate.admission.patch import split_pointer
@@ -109,7 +118,9 @@ def test_images_without_a_digest_get_no_operation() -> None:
     ]
 
 
-@pytest.mark.parametrize("digest", ["sha256:abc", "sha512:" + "a" * 128, "latest", "", "SHA256:" + "a" * 64])
+@pytest.mark.parametrize(
+    "digest", ["sha256:abc", "sha512:" + "a" * 128, "latest", "", "SHA256:" + "a" * 64]
+)
 def test_a_digest_that_is_not_sha256_is_refused(digest: str) -> None:
     fields = extract_images(request_of(review(workload("Pod", pod_spec([("web", "nginx:1")])))))
     with pytest.raises(InvalidReferenceError):

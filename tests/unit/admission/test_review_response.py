@@ -62,7 +62,13 @@ def test_caller_mistakes_are_value_errors() -> None:
 
 
 def test_patch_is_base64_json_with_its_type() -> None:
-    ops = [{"op": "replace", "path": "/spec/containers/0/image", "value": "nginx:1.27@sha256:" + "a" * 64}]
+    ops = [
+        {
+            "op": "replace",
+            "path": "/spec/containers/0/image",
+            "value": "nginx:1.27@sha256:" + "a" * 64,
+        }
+    ]
     response = _response(review_response(UID, allowed=True, patch=ops))
     assert response["patchType"] == "JSONPatch"
     assert json.loads(base64.b64decode(response["patch"], validate=True)) == ops
@@ -143,7 +149,9 @@ def test_failures_are_joined_and_the_rest_counted_when_over_the_bound() -> None:
     few = _response(review_response(UID, allowed=False, message=["a: unsigned", "b: unsigned"]))
     assert few["status"]["message"] == "a: unsigned; b: unsigned"
 
-    failures = [f"registry.example.com/app-{i}:v1 (container c{i}): no signature" for i in range(500)]
+    failures = [
+        f"registry.example.com/app-{i}:v1 (container c{i}): no signature" for i in range(500)
+    ]
     message = _response(review_response(UID, allowed=False, message=failures))["status"]["message"]
     assert len(message.encode()) <= MAX_MESSAGE_BYTES
     shown = message.count("no signature")

@@ -29,6 +29,7 @@ from signgate.policy.evaluate import (
     ImageDecision,
     PolicyOutcome,
     UnmatchedAction,
+    broken_reason,
     decide,
     evaluate_policy,
     failed,
@@ -194,6 +195,11 @@ class Verifier:
         outcomes: dict[str, PolicyOutcome] = {}
         missing: list[CompiledPolicy] = []
         for policy in governing:
+            if policy.error is not None:
+                outcomes[policy.identity] = PolicyOutcome(
+                    policy.name, policy.mode, False, reason=broken_reason(policy)
+                )
+                continue
             if policy.require_digest and ref.digest is None:
                 reason = (
                     f"TrustPolicy {policy.name!r} requires images by digest: write "

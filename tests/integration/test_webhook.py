@@ -201,7 +201,7 @@ async def test_ephemeral_containers_subresource_is_checked(
     )
     response = await hook.admit(request)
     assert response["allowed"] is False
-    assert "1 of 2" in response["status"]["message"]
+    assert "1 of 1" in response["status"]["message"]  # the new ephemeral container
 
 
 async def test_update_that_swaps_in_an_unsigned_image_is_denied(
@@ -214,8 +214,31 @@ async def test_update_that_swaps_in_an_unsigned_image_is_denied(
     new = reviews.workload("Deployment", reviews.pod_spec([good, bad]))
     response = await hook.admit(reviews.review(new, operation="UPDATE", old=old))
     assert response["allowed"] is False
+    assert "1 of 1 image(s)" in response["status"]["message"]  # only the new image was checked
     same = await hook.admit(reviews.review(old, operation="UPDATE", old=old))
     assert same["allowed"] is True
+
+
+async def test_update_leaves_images_already_running_alone(
+    start_webhook: StartWebhook, pusher: Pusher
+) -> None:
+    # An object created before the policy (or while its image was admissible) can still be
+    # updated, e.g. by a controller removing a finalizer, without re-verifying or re-pinning.
+    hook = await start_webhook([compiled(policy_yaml(pusher.host, KEY))])
+    legacy, _ = await unsigned_image(pusher)
+    good, digest = await signed_image(pusher)
+    old = reviews.workload("Deployment", reviews.pod_spec([legacy]))
+    new = reviews.workload("Deployment", reviews.pod_spec([legacy], init=[good]))
+    response = await hook.admit(reviews.review(new, operation="UPDATE", old=old), mutate=True)
+    assert response["allowed"] is True
+    patch = json.loads(base64.b64decode(response["patch"]))
+    assert patch == [
+        {
+            "op": "replace",
+            "path": "/spec/template/spec/initContainers/0/image",
+            "value": f"{good}@{digest}",
+        }
+    ]
 
 
 async def test_mutate_pins_tags_to_verified_digests_idempotently(

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from signgate.admission.images import extract_images
+from signgate.admission.images import extract_images, new_images
 from signgate.admission.patch import pin_patch
 from signgate.admission.review import AdmissionRequest, review_response
 from signgate.deadline import Deadline
@@ -100,6 +100,13 @@ async def decide_review(
     except AdmissionRequestError as exc:
         response = review_response(uid, allowed=False, message=f"signgate: {exc}")
         return Verdict(response, False, ())
+    if request.operation == "UPDATE":
+        # Only images the update brings in are checked (and pinned). An image the object already
+        # ran was admitted when it arrived; re-checking it would let a registry outage block
+        # every update (controllers removing finalizers included), and re-pinning it would
+        # restart running containers and roll out workloads nobody changed.
+        added = new_images(request, fields)
+        fields = [field for field in fields if field.image in added]
     if not fields:
         return Verdict(review_response(uid, allowed=True), True, ())
     images = list(dict.fromkeys(field.image for field in fields))

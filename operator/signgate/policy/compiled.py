@@ -48,6 +48,8 @@ class CompiledPolicy:
     """Where the policy came from (a file path or ``cluster``), for messages."""
     identity: str = ""
     """Changes whenever anything that affects a decision changes: the cache key of its results."""
+    error: str | None = None
+    """Why this policy is broken (a key that does not parse, ...): its images are denied with it."""
     _by_name: Mapping[str, AuthorityMaterial] = field(default_factory=dict, repr=False)
 
     def governs(self, name: str) -> bool:
@@ -166,6 +168,37 @@ def compile_policy(
         source=source,
         identity=identity,
         _by_name={a.name: a for a in authorities},
+    )
+
+
+def broken_policy(policy: TrustPolicy, error: str, *, source: str = "") -> CompiledPolicy:
+    """A policy that cannot be compiled, kept so that the images it governs are denied with why.
+
+    Its image patterns are used if they compile; if even they do not, it governs nothing (its
+    images then fall to the unmatched rule, which denies by default).
+    """
+    try:
+        images = tuple(compile_pattern(p) for p in policy.spec.images)
+        excludes = tuple(compile_pattern(p) for p in policy.spec.exclude_images)
+    except PolicyError:
+        images, excludes = (), ()
+    fingerprint = json.dumps(
+        {"name": policy.metadata.name, "error": error, "spec": policy.spec.model_dump(mode="json")},
+        sort_keys=True,
+    )
+    return CompiledPolicy(
+        name=policy.metadata.name,
+        generation=policy.metadata.generation,
+        mode=policy.spec.mode,
+        images=images,
+        exclude_images=excludes,
+        authorities=(),
+        threshold=policy.spec.threshold,
+        required=frozenset(),
+        namespace_selector=policy.spec.namespace_selector,
+        source=source,
+        identity="broken:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:32],
+        error=error,
     )
 
 

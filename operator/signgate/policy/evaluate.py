@@ -101,6 +101,13 @@ def _summarise(rejections: Sequence[Rejection]) -> str:
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
+def broken_reason(policy: CompiledPolicy) -> str:
+    """Why an image governed by a broken policy is not admitted."""
+    return (
+        f"TrustPolicy {policy.name!r} is invalid, so nothing it governs is admitted: {policy.error}"
+    )
+
+
 def evaluate_policy(
     policy: CompiledPolicy,
     *,
@@ -110,6 +117,8 @@ def evaluate_policy(
     trusted_root: TrustedRoot | None,
 ) -> PolicyOutcome:
     """Judge one image digest against one policy, given its prepared signatures."""
+    if policy.error is not None:
+        return PolicyOutcome(policy.name, policy.mode, False, reason=broken_reason(policy))
     verified: dict[str, VerifiedSignature] = {}
     rejections: list[Rejection] = [p for p in prepared if isinstance(p, Rejection)]
     candidates = [p for p in prepared if isinstance(p, PreparedSignature)]

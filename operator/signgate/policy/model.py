@@ -29,16 +29,33 @@ class _Strict(BaseModel):
 class SecretKeyRef(_Strict):
     """A public key held in a Kubernetes Secret (resolved by the operator)."""
 
-    name: str = Field(min_length=1, max_length=253)
-    namespace: str | None = Field(default=None, max_length=63)
-    key: str = Field(default="cosign.pub", min_length=1, max_length=253)
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    namespace: str | None = Field(
+        default=None,
+        max_length=63,
+        description="Namespace of the Secret; when omitted, the namespace signgate runs in.",
+    )
+    key: str = Field(
+        default="cosign.pub",
+        min_length=1,
+        max_length=253,
+        description="Key in the Secret's data that holds the PEM public key.",
+    )
 
 
 class KeySource(_Strict):
     """Where a key authority's public key comes from: inline PEM or a Secret."""
 
-    pem: str | None = Field(default=None, max_length=64 * 1024)
-    secret_ref: SecretKeyRef | None = Field(default=None, alias="secretRef")
+    pem: str | None = Field(
+        default=None,
+        max_length=64 * 1024,
+        description="PEM public key (ECDSA, RSA or Ed25519), as in cosign.pub.",
+    )
+    secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        alias="secretRef",
+        description="A Secret that holds the PEM public key.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> KeySource:
@@ -59,10 +76,23 @@ def _check_regexp(value: str | None, field_name: str) -> None:
 class KeylessIdentity(_Strict):
     """A Fulcio certificate identity: OIDC issuer and subject, exact or full-match regexp."""
 
-    issuer: str | None = None
-    issuer_regexp: str | None = Field(default=None, alias="issuerRegExp")
-    subject: str | None = None
-    subject_regexp: str | None = Field(default=None, alias="subjectRegExp")
+    issuer: str | None = Field(
+        default=None, description="OIDC issuer of the signing certificate, exactly."
+    )
+    issuer_regexp: str | None = Field(
+        default=None,
+        alias="issuerRegExp",
+        description="Regular expression the whole OIDC issuer must match.",
+    )
+    subject: str | None = Field(
+        default=None,
+        description="Identity (SAN: email, URI) of the signing certificate, exactly.",
+    )
+    subject_regexp: str | None = Field(
+        default=None,
+        alias="subjectRegExp",
+        description="Regular expression the whole certificate identity must match.",
+    )
 
     @model_validator(mode="after")
     def _one_of_each(self) -> KeylessIdentity:
@@ -78,11 +108,21 @@ class KeylessIdentity(_Strict):
 class Authority(_Strict):
     """Someone whose signature counts: a key, or a keyless (Fulcio) identity."""
 
-    name: AuthorityName
-    key: KeySource | None = None
-    keyless: KeylessIdentity | None = None
+    name: AuthorityName = Field(
+        description="Unique within the policy; named by 'required' and in admission decisions."
+    )
+    key: KeySource | None = Field(
+        default=None, description="Signatures made with this public key count (cosign --key)."
+    )
+    keyless: KeylessIdentity | None = Field(
+        default=None,
+        description="Signatures with a Fulcio certificate for this OIDC identity count.",
+    )
     transparency_log: Literal["Require", "Ignore"] | None = Field(
-        default=None, alias="transparencyLog"
+        default=None,
+        alias="transparencyLog",
+        description="Whether a signature needs a verified Rekor entry. "
+        "Default: Ignore for keys (air-gapped clusters), Require for keyless.",
     )
 
     @model_validator(mode="after")
@@ -102,43 +142,100 @@ class Authority(_Strict):
 class LabelSelectorRequirement(_Strict):
     """One ``matchExpressions`` entry of a Kubernetes LabelSelector."""
 
-    key: str
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[str] = Field(default_factory=list)
+    key: str = Field(description="The namespace label the requirement applies to.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="How the label's value relates to 'values'."
+    )
+    values: list[str] = Field(
+        default_factory=list, description="Values for In and NotIn; empty otherwise."
+    )
 
 
 class LabelSelector(_Strict):
     """A Kubernetes LabelSelector over namespace labels."""
 
-    match_labels: dict[str, str] = Field(default_factory=dict, alias="matchLabels")
+    match_labels: dict[str, str] = Field(
+        default_factory=dict,
+        alias="matchLabels",
+        description="Labels the namespace must have, with these values.",
+    )
     match_expressions: list[LabelSelectorRequirement] = Field(
-        default_factory=list, alias="matchExpressions"
+        default_factory=list,
+        alias="matchExpressions",
+        description="Requirements the namespace's labels must all meet.",
     )
 
 
 class AttestationRequirement(_Strict):
     """An attestation that must be present and verified (enforced in a later release)."""
 
-    predicate_type: str = Field(alias="predicateType", min_length=1)
-    authorities: list[AuthorityName] = Field(default_factory=list)
+    predicate_type: str = Field(
+        alias="predicateType",
+        min_length=1,
+        description="in-toto predicate type, e.g. https://slsa.dev/provenance/v1.",
+    )
+    authorities: list[AuthorityName] = Field(
+        default_factory=list, description="Names of the authorities that may sign it."
+    )
 
 
 class TrustPolicySpec(_Strict):
     """What a TrustPolicy says: which images, who may sign them, and what happens otherwise."""
 
-    images: list[ImagePatternText] = Field(min_length=1, max_length=256)
-    exclude_images: list[ImagePatternText] = Field(
-        default_factory=list, alias="excludeImages", max_length=256
+    images: list[ImagePatternText] = Field(
+        min_length=1,
+        max_length=256,
+        description="Repository patterns this policy governs, matched against the normalised "
+        "repository (nginx is docker.io/library/nginx): '*' matches within one path segment, "
+        "'**' any number of segments.",
     )
-    namespace_selector: LabelSelector | None = Field(default=None, alias="namespaceSelector")
-    mode: Literal["Enforce", "Warn", "Audit"] = "Enforce"
-    authorities: list[Authority] = Field(min_length=1, max_length=64)
-    threshold: int = Field(default=1, ge=1)
-    required: list[AuthorityName] = Field(default_factory=list)
-    signature_repository: str = Field(default="", alias="signatureRepository", max_length=512)
-    require_digest: bool = Field(default=False, alias="requireDigest")
-    """Deny references without ``@sha256:…`` (for GitOps setups that must not be mutated)."""
-    attestations: list[AttestationRequirement] = Field(default_factory=list)
+    exclude_images: list[ImagePatternText] = Field(
+        default_factory=list,
+        alias="excludeImages",
+        max_length=256,
+        description="Repository patterns taken out of 'images'.",
+    )
+    namespace_selector: LabelSelector | None = Field(
+        default=None,
+        alias="namespaceSelector",
+        description="Namespaces whose workloads the policy applies to; omitted or empty: all.",
+    )
+    mode: Literal["Enforce", "Warn", "Audit"] = Field(
+        default="Enforce",
+        description="Enforce denies an image that fails the policy; Warn admits it with a "
+        "warning; Audit admits it and records the failure.",
+    )
+    authorities: list[Authority] = Field(
+        min_length=1,
+        max_length=64,
+        description="Who may sign the images: public keys or keyless identities.",
+    )
+    threshold: int = Field(
+        default=1,
+        ge=1,
+        description="How many distinct authorities must have a valid signature on the image.",
+    )
+    required: list[AuthorityName] = Field(
+        default_factory=list,
+        description="Names of authorities that must be among those with a valid signature.",
+    )
+    signature_repository: str = Field(
+        default="",
+        alias="signatureRepository",
+        max_length=512,
+        description="Repository where the signatures are stored (cosign's COSIGN_REPOSITORY); "
+        "empty: next to the image.",
+    )
+    require_digest: bool = Field(
+        default=False,
+        alias="requireDigest",
+        description="Deny image references without @sha256:... instead of pinning them "
+        "(for GitOps setups whose manifests must not be mutated).",
+    )
+    attestations: list[AttestationRequirement] = Field(
+        default_factory=list,
+        description="Attestations that must be present and verified (enforced in a later release).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrustPolicySpec:

@@ -1,16 +1,15 @@
 """Property tests: no body makes the admission edge raise anything but AdmissionRequestError.
 
-Any other exception type (KeyError, TypeError, AttributeError, RecursionError...) would leave the
-server's error handling, so the outcome would depend on how it is caught. Inputs are arbitrary bytes,
-arbitrary JSON, well-formed reviews with an arbitrary object, and real reviews with one node
-replaced.
+Any other exception type (KeyError, TypeError, AttributeError, RecursionError...) would leave
+the server's error handling, so the outcome would depend on how it is caught. Inputs are arbitrary
+bytes, arbitrary JSON, well-formed reviews with an arbitrary object, and real reviews with one
+node replaced.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import unicodedata
 from typing import Any
 
@@ -38,7 +37,7 @@ from signgate.errors import AdmissionRequestError
 FUZZ = settings(
     database=None,
     deadline=None,
-    max_examples=int(os.environ.get("SIGNGATE_FUZZ_EXAMPLES", "200")),
+    max_examples=200,
     suppress_health_check=[HealthCheck.too_slow],
 )
 

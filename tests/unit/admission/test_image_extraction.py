@@ -1,4 +1,4 @@
-"""Every image a request would run is found, with a pointer to it; what cannot be read is refused."""
+"""Every image a request would run is found, with a pointer; what cannot be read is refused."""
 
 from __future__ import annotations
 

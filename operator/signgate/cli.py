@@ -23,6 +23,7 @@ from signgate.deadline import Deadline
 from signgate.errors import ConfigError, KeyFormatError, SigngateError
 from signgate.metrics import Metrics
 from signgate.policy.compiled import CompiledPolicy, adhoc_key_policy, compile_policy
+from signgate.policy.crd import render_crd
 from signgate.policy.evaluate import ImageDecision
 from signgate.policy.loading import load_policy_file
 from signgate.policy.sources import StaticPolicySource
@@ -108,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to do with images no policy governs (default deny)",
     )
     _add_registry_arguments(serve)
+
+    crd = commands.add_parser(
+        "crd",
+        help="print the TrustPolicy CustomResourceDefinition",
+        description="Print the TrustPolicy CRD generated from the policy model "
+        "(deploy/crds/ holds its output).",
+    )
+    crd.add_argument("--output", choices=("yaml", "json"), default="yaml")
     return parser
 
 
@@ -330,19 +339,19 @@ async def run_verify(args: argparse.Namespace) -> int:
 
 
 async def run_serve(args: argparse.Namespace) -> int:
-    """``signgate serve``: serve until SIGTERM or SIGINT; returns the exit status."""
-    if not args.policy:
-        raise ConfigError(
-            "serving TrustPolicies from the cluster (the operator, without --policy) is not "
-            "available in this release; pass --policy FILE"
-        )
+    """``signgate serve``: serve until SIGTERM or SIGINT; returns the exit status.
+
+    With ``--policy`` the TrustPolicies come from files; without, this is the operator: Kopf
+    watches TrustPolicies (and namespaces) in the cluster it is logged into.
+    """
     policies = _file_policies(args.policy)
     options = _registry_options(args)
     trusted_root = _trusted_root(args)
     _check_tlog_root(policies, trusted_root)
-    for name, value in (("--deadline", args.deadline), ("--tag-ttl", args.tag_ttl + 1)):
-        if value <= 0:
-            raise ConfigError(f"{name} must be positive")
+    if args.deadline <= 0:
+        raise ConfigError("--deadline must be positive")
+    if args.tag_ttl < 0:
+        raise ConfigError("--tag-ttl must not be negative")
     settings = ServerSettings(
         tls_cert=Path(args.tls_cert),
         tls_key=Path(args.tls_key),
@@ -353,37 +362,36 @@ async def run_serve(args: argparse.Namespace) -> int:
     engine_settings = VerifierSettings(
         unmatched=args.unmatched, cache=CacheSettings(tag_ttl=args.tag_ttl)
     )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     async with RegistryClient(options) as client:
         engine = Verifier(client, trusted_root=trusted_root, settings=engine_settings)
-        app = make_app(
-            engine=engine,
-            policies=StaticPolicySource(policies),
-            settings=settings,
-            metrics=Metrics(engine),
-        )
         try:
-            server = running_server(app, settings)
-            _, _, port = await server.__aenter__()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {args.address}:{args.port}: {exc.strerror}"
-            ) from exc
-        try:
-            log.info(
-                "serving /validate and /mutate on https://%s:%d with %d TrustPolicies from %s",
-                args.address,
-                port,
-                len(policies),
-                ", ".join(args.policy),
+            if not args.policy:
+                from signgate.kube.run import run_operator  # Kopf is only imported when needed
+
+                await run_operator(engine=engine, server=settings, stop=stop)
+                return 0
+            app = make_app(
+                engine=engine,
+                policies=StaticPolicySource(policies),
+                settings=settings,
+                metrics=Metrics(engine),
             )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stop.set)
-            await stop.wait()
-            log.info("stopping")
-        finally:
-            await server.__aexit__(None, None, None)
+            async with running_server(app, settings) as (_, _, port):
+                log.info(
+                    "serving /validate and /mutate on https://%s:%d with %d TrustPolicies from %s",
+                    args.address,
+                    port,
+                    len(policies),
+                    ", ".join(args.policy),
+                )
+                await stop.wait()
+                log.info("stopping")
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {args.address}:{args.port}: {exc}") from exc
     return 0
 
 
@@ -401,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_verify(args))
         if args.command == "serve":
             return asyncio.run(run_serve(args))
+        if args.command == "crd":
+            sys.stdout.write(render_crd(args.output))
+            return 0
     except ConfigError as exc:
         print(f"signgate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -74,7 +74,7 @@ async def test_serve_admits_signed_and_denies_unsigned(
 
 async def test_serve_configuration_errors_exit_2(tmp_path: Path) -> None:
     cases = [
-        (["serve", "--tls-cert", "x", "--tls-key", "y"], "not available in this release"),
+        (["serve", "--tls-cert", "x", "--tls-key", "y"], "cannot load TLS certificate"),
         (
             ["serve", "--policy", str(tmp_path / "none.yaml"), "--tls-cert", "x", "--tls-key", "y"],
             "cannot read policy",

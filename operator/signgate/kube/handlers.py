@@ -14,12 +14,12 @@ from typing import Any
 import kopf
 
 from signgate.kube.source import ClusterPolicySource, PolicyEntry, policy_entry
+from signgate.policy.crd import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
-GROUP = "signgate.dev"
-VERSION = "v1alpha1"
-PLURAL = "trustpolicies"
+MAX_CONDITION_MESSAGE = 4096
+"""metav1.Condition allows 32768 bytes; a longer status patch is refused by the apiserver."""
 
 
 def _now() -> str:
@@ -33,7 +33,9 @@ def policy_status(entry: PolicyEntry, previous: Mapping[str, Any] | None) -> dic
         "type": "Ready",
         "status": "True" if ready else "False",
         "reason": "Compiled" if ready else "Invalid",
-        "message": "keys and patterns are valid" if ready else (entry.error or "invalid"),
+        "message": "keys and patterns are valid"
+        if ready
+        else (entry.error or "invalid")[:MAX_CONDITION_MESSAGE],
         "observedGeneration": entry.generation,
         "lastTransitionTime": _now(),
     }
@@ -54,8 +56,19 @@ def policy_status(entry: PolicyEntry, previous: Mapping[str, Any] | None) -> dic
     }
 
 
-def register_handlers(registry: kopf.OperatorRegistry, source: ClusterPolicySource) -> None:
-    """Register signgate's handlers on ``registry``, feeding ``source``."""
+def register_handlers(
+    registry: kopf.OperatorRegistry, source: ClusterPolicySource, *, login: bool = True
+) -> None:
+    """Register signgate's handlers on ``registry``, feeding ``source``.
+
+    ``login=False`` leaves authentication to handlers the caller registered (tests).
+    """
+    if login:
+
+        @kopf.on.login(registry=registry, id="login")
+        def authenticate(**kwargs: Any) -> kopf.ConnectionInfo | None:
+            # In a Pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config.
+            return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="trustpolicies")
     def index_policy(name: str, body: kopf.Body, **_: Any) -> dict[str, PolicyEntry]:

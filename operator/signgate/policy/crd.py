@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 import yaml
+from pydantic import BaseModel
 
 from signgate.errors import SigngateError
 from signgate.policy.model import (
@@ -59,6 +60,9 @@ HEADER: Final = (
 )
 
 JSONObject = dict[str, Any]
+
+# One line per value in the YAML: CEL rules and patterns read (and diff) better unfolded.
+_NO_FOLDING: Final = 1 << 16
 
 _CEL: Final = "x-kubernetes-validations"
 
@@ -126,7 +130,7 @@ class CRDSchemaError(SigngateError):
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
         self.reason = reason
-        super().__init__(f"TrustPolicy CRD schema at {path or '.'}: {reason}")
+        super().__init__(f"CRD schema at {path or '.'}: {reason}")
 
 
 def _rule(rule: str, message: str) -> JSONObject:
@@ -199,13 +203,23 @@ def _overlays(spec_schema: Mapping[str, Any]) -> dict[str, dict[str, JSONObject]
 class _Converter:
     """One pass over a pydantic JSON schema; see the module docstring for the rules."""
 
-    def __init__(self, defs: Mapping[str, Any], overlays: dict[str, dict[str, JSONObject]]):
+    def __init__(
+        self, defs: Mapping[str, Any], overlays: Mapping[str, Mapping[str, JSONObject]]
+    ) -> None:
         self._defs = defs
         self._overlays = overlays
         self.applied: set[str] = set()
 
-    def convert(self, node: Mapping[str, Any], path: str, model: str | None = None) -> JSONObject:
-        node, model = self._flatten(node, path, model, ())
+    def convert(
+        self,
+        node: Mapping[str, Any],
+        path: str,
+        model: str | None = None,
+        outer: tuple[str, ...] = (),
+    ) -> JSONObject:
+        """Convert ``node``; ``model`` names it if it is a model, ``outer`` the enclosing ones."""
+        node, model = self._flatten(node, path, model, outer)
+        inner = (*outer, model) if model is not None else outer
         out: JSONObject = {}
         for key, value in node.items():
             if key in _DROPPED:
@@ -220,7 +234,8 @@ class _Converter:
                 out["enum"] = [copy.deepcopy(value)]
             elif key == "properties":
                 out[key] = {
-                    name: self.convert(sub, f"{path}.{name}") for name, sub in value.items()
+                    name: self.convert(sub, f"{path}.{name}", outer=inner)
+                    for name, sub in value.items()
                 }
             elif key == "additionalProperties":
                 if value is False:
@@ -228,11 +243,11 @@ class _Converter:
                 if value is True or value == {}:
                     out["x-kubernetes-preserve-unknown-fields"] = True
                 else:
-                    out[key] = self.convert(value, f"{path}[*]")
+                    out[key] = self.convert(value, f"{path}[*]", outer=inner)
             elif key == "items":
                 if not isinstance(value, Mapping):
                     raise CRDSchemaError(path, "tuple 'items' are not structural")
-                out[key] = self.convert(value, f"{path}[]")
+                out[key] = self.convert(value, f"{path}[]", outer=inner)
             elif key == "uniqueItems":
                 if value:
                     out["x-kubernetes-list-type"] = "set"
@@ -324,20 +339,41 @@ def _ordered(node: JSONObject) -> JSONObject:
     return {key: node[key] for key in sorted(node, key=rank)}
 
 
+def structural_schema(
+    model: type[BaseModel],
+    overlays: Mapping[str, Mapping[str, JSONObject]] | None = None,
+    *,
+    path: str = "",
+) -> JSONObject:
+    """A pydantic model's validation JSON schema, by alias, as a Kubernetes structural schema.
+
+    Args:
+        model: the model; its JSON schema is generated with ``by_alias=True``.
+        overlays: Kubernetes-only keywords to add, by model class name, then field alias
+            ("" for the model's own node); every one must find its model and field.
+        path: where the schema goes in the CRD, for error messages.
+
+    Raises:
+        CRDSchemaError: the model uses a construct that cannot be expressed.
+    """
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    overlays = overlays or {}
+    converter = _Converter(raw.pop("$defs", {}), overlays)
+    schema = converter.convert(raw, path, model.__name__)
+    unused = sorted(set(overlays) - converter.applied)
+    if unused:
+        raise CRDSchemaError(path, f"CRD overlays for models not in the schema: {unused}")
+    return schema
+
+
 def spec_schema() -> JSONObject:
-    """``TrustPolicySpec`` as a structural ``openAPIV3Schema`` node, with the CEL rules.
+    """``TrustPolicySpec`` as the structural schema of ``.spec``, with the CEL rules.
 
     Raises:
         CRDSchemaError: the model uses a construct that cannot be expressed.
     """
     raw = TrustPolicySpec.model_json_schema(by_alias=True, mode="validation")
-    overlays = _overlays(raw)
-    converter = _Converter(raw.pop("$defs", {}), overlays)
-    schema = converter.convert(raw, ".spec", TrustPolicySpec.__name__)
-    unused = set(overlays) - converter.applied
-    if unused:
-        raise CRDSchemaError(".spec", f"CRD overlays for models not in the schema: {unused}")
-    return schema
+    return structural_schema(TrustPolicySpec, _overlays(raw), path=".spec")
 
 
 def _condition_schema() -> JSONObject:
@@ -393,7 +429,7 @@ def _status_schema() -> JSONObject:
                 "format": "int64",
             },
             "authorities": {
-                "description": "Number of authorities whose key material is usable.",
+                "description": "Number of authorities in the spec (0 while the spec is invalid).",
                 "type": "integer",
                 "minimum": 0,
             },
@@ -475,4 +511,4 @@ def render_crd(output: Literal["yaml", "json"] = "yaml") -> str:
     crd = trust_policy_crd()
     if output == "json":
         return json.dumps(crd, indent=2) + "\n"
-    return HEADER + yaml.safe_dump(crd, sort_keys=False, width=100, allow_unicode=True)
+    return HEADER + yaml.safe_dump(crd, sort_keys=False, allow_unicode=True, width=_NO_FOLDING)

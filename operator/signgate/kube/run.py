@@ -1,0 +1,82 @@
+"""Run the operator: Kopf's watches feeding the indices, and the webhook server beside them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import kopf
+
+from signgate.admission.server import ServerSettings, make_app, running_server
+from signgate.errors import ConfigError
+from signgate.kube.handlers import register_handlers
+from signgate.kube.source import ClusterPolicySource
+from signgate.metrics import Metrics
+from signgate.verifier import Verifier
+
+log = logging.getLogger(__name__)
+
+NO_CLUSTER = (
+    "the operator stopped: no usable Kubernetes credentials (in-cluster service account or "
+    "kubeconfig), or the API is unreachable; to serve without a cluster, use --policy FILE"
+)
+
+
+def operator_settings() -> kopf.OperatorSettings:
+    """Kopf settings for a webhook replica: standalone, quiet, annotations for progress."""
+    settings = kopf.OperatorSettings()
+    # Every replica must keep its watches (and so its index) alive; peering would pause them.
+    settings.peering.standalone = True
+    settings.posting.level = logging.WARNING
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="signgate.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="signgate.dev", key="last-handled-configuration"
+    )
+    return settings
+
+
+async def run_operator(
+    *,
+    engine: Verifier,
+    server: ServerSettings,
+    stop: asyncio.Event,
+    registry: kopf.OperatorRegistry | None = None,
+    on_serving: Callable[[int, ClusterPolicySource], None] | None = None,
+) -> None:
+    """Serve the webhook with TrustPolicies from the cluster until ``stop`` is set.
+
+    Args:
+        engine: the verification engine.
+        server: where and how to listen.
+        stop: set it to stop gracefully.
+        registry: a Kopf registry with the caller's own login handler (tests); signgate's
+            handlers are added to it. Without one, signgate logs in as a Pod or via kubeconfig.
+        on_serving: called with the bound port and the policy source once the server listens.
+    """
+    login = registry is None
+    registry = registry or kopf.OperatorRegistry()
+    source = ClusterPolicySource()
+    register_handlers(registry, source, login=login)
+    app = make_app(engine=engine, policies=source, settings=server, metrics=Metrics(engine))
+    async with running_server(app, server) as (_, _, port):
+        log.info(
+            "serving /validate and /mutate on https://%s:%d; TrustPolicies from the cluster",
+            server.address,
+            port,
+        )
+        if on_serving is not None:
+            on_serving(port, source)
+        try:
+            await kopf.operator(
+                registry=registry,
+                settings=operator_settings(),
+                standalone=True,
+                clusterwide=True,
+                stop_flag=stop,
+                memo=kopf.Memo(),
+            )
+        except kopf.LoginError as exc:
+            raise ConfigError(NO_CLUSTER) from exc
+    if not stop.is_set():
+        raise ConfigError(NO_CLUSTER)

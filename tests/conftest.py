@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trustme
@@ -18,6 +19,9 @@ from support.push import Pusher
 from support.registry import MissingToolError, RegistryKind, RegistryServer, start_registry
 from support.tls import new_ca
 from support.vectors import vectors_dir
+
+if TYPE_CHECKING:
+    from support.kube import FakeCluster
 
 
 @pytest.fixture(scope="session")
@@ -104,3 +108,15 @@ def make_fault_proxy(tls_ca: trustme.CA) -> Iterator[Callable[..., FaultProxy]]:
     yield make
     for proxy in proxies:
         proxy.stop()
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[FakeCluster]:
+    """A fresh fake Kubernetes API (kmock's emulator in a thread) with ``default``/``kube-system``.
+
+    Run an operator against it with ``support.kube.run_kopf(kube, registry=...)``.
+    """
+    from support.kube import FakeCluster  # kopf and kmock load only for the tests that use it
+
+    async with FakeCluster() as cluster:
+        yield cluster

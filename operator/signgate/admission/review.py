@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from signgate.errors import AdmissionRequestError, truncate
+from signgate.strictjson import loads
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -108,42 +108,8 @@ class AdmissionReview(_Wire):
 # -- parsing ------------------------------------------------------------------------------------
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            # Go's encoding/json keeps the last duplicate, Python's the last too, but another
-            # reader may keep the first: an ambiguous review is refused, never guessed at.
-            raise ValueError(f"duplicate key {truncate(key, 64)!r}")
-        obj[key] = value
-    return obj
-
-
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {truncate(text, 32)} overflows")
-    return value
-
-
 def _loads(body: bytes) -> object:
-    try:
-        return json.loads(
-            body.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constant,
-            parse_float=_finite,
-        )
-    # ValueError covers JSONDecodeError, UnicodeDecodeError and the int-digits limit;
-    # RecursionError is absurd nesting.
-    except (ValueError, RecursionError) as exc:
-        raise AdmissionRequestError(
-            f"AdmissionReview is not valid JSON: {truncate(str(exc), 120)}"
-        ) from exc
+    return loads(body, what="AdmissionReview", error=AdmissionRequestError)
 
 
 def _json_kind(value: object) -> str:

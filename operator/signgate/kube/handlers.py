@@ -94,7 +94,11 @@ def register_handlers(
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="status")
     def report(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **_: Any) -> None:
         entry = policy_entry(body)
-        for key, value in policy_status(entry, status).items():
-            patch.status[key] = value
+        wanted = policy_status(entry, status)
+        # Writing an identical status yields no new resourceVersion, and Kopf would then hold
+        # this object's next change for its consistency timeout: write only what changed.
+        for key, value in wanted.items():
+            if status.get(key) != value:
+                patch.status[key] = value
         if entry.error is not None:
             kopf.warn(body, reason="InvalidTrustPolicy", message=entry.error[:1000])

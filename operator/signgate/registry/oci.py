@@ -13,6 +13,7 @@ from typing import Any
 
 from signgate.errors import InvalidReferenceError, MalformedResponseError
 from signgate.reference import Digest, parse_digest
+from signgate.strictjson import loads
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -67,21 +68,7 @@ def _fail(what: str, reason: str) -> MalformedResponseError:
 
 
 def _strict_json(raw: bytes, what: str) -> dict[str, Any]:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise _fail(what, f"duplicate key {key!r}")
-            result[key] = value
-        return result
-
-    def no_constants(name: str) -> Any:
-        raise _fail(what, f"non-standard JSON constant {name}")
-
-    try:
-        value = json.loads(raw, object_pairs_hook=no_duplicates, parse_constant=no_constants)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise _fail(what, f"not valid JSON ({exc.__class__.__name__})") from exc
+    value = loads(raw, what=what, error=MalformedResponseError)
     if not isinstance(value, dict):
         raise _fail(what, "top level is not a JSON object")
     return value

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import math
 import re
 from collections.abc import Iterator
-from typing import NoReturn
 
 from signgate.errors import SigngateError, truncate
+from signgate.strictjson import loads as loads  # one strict loader for the whole project
 
 ErrorType = type[SigngateError]
 
@@ -35,57 +33,6 @@ _STD_B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _URL_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_$@.\-\[\]]{1,64}")
-
-
-def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    obj: dict[str, object] = {}
-    for key, value in pairs:
-        key.encode("utf-8")  # a lone-surrogate key raises UnicodeEncodeError, a ValueError
-        if key in obj:
-            raise ValueError(f"duplicate key {truncate(key, 64)!r}")
-        obj[key] = value
-    return obj
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {truncate(text, 32)} overflows")
-    return value
-
-
-def loads(raw: bytes | str, *, what: str, error: ErrorType) -> object:
-    """Decode strict JSON.
-
-    Args:
-        raw: UTF-8 bytes (no BOM) or text.
-        what: what the document is, for the message (``"sigstore bundle"``).
-        error: the `SigngateError` subclass to raise.
-
-    Returns:
-        The decoded value (dicts, lists, str, int, float, bool, None).
-
-    Raises:
-        SigngateError: of type ``error`` when the input is not strict JSON.
-    """
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        if text.startswith("\ufeff"):
-            _reject_constant("a byte order mark")
-        return json.loads(
-            text,
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-        )
-    # RecursionError: absurdly deep nesting; ValueError covers JSONDecodeError, UnicodeDecodeError
-    # and the interpreter's int-digits limit.
-    except (ValueError, RecursionError) as exc:
-        raise error(f"{what} is not valid JSON: {truncate(str(exc), 120)}") from exc
 
 
 def b64decode(text: str, *, path: str, error: ErrorType) -> bytes:

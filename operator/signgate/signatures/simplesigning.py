@@ -7,11 +7,11 @@ make the payload ambiguous, and an ambiguous claim is refused rather than guesse
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from signgate.errors import SignatureError
+from signgate.strictjson import loads
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIGNATURE_TYPE = "cosign container image signature"
@@ -56,21 +56,7 @@ def parse_simple_signing(raw: bytes) -> SimpleSigningPayload:
             f"simple-signing payload is {len(raw)} bytes (limit {MAX_PAYLOAD_BYTES})"
         )
 
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise SignatureError(f"simple-signing payload: duplicate key {key!r}")
-            result[key] = value
-        return result
-
-    def no_constant(name: str) -> Any:
-        raise SignatureError(f"simple-signing payload: non-standard JSON constant {name}")
-
-    try:
-        doc = json.loads(raw, object_pairs_hook=no_duplicates, parse_constant=no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise SignatureError("simple-signing payload is not valid JSON") from exc
+    doc = loads(raw, what="simple-signing payload", error=SignatureError)
     doc = _object(doc, "the payload")
     critical = _object(_case_insensitive(doc, "critical", "the payload"), "'critical'")
     image = _object(_case_insensitive(critical, "image", "'critical'"), "'critical.image'")

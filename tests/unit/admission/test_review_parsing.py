@@ -87,7 +87,7 @@ def _mutated(change: Any) -> bytes:
         (b"[1, 2]", "must be a JSON object, got an array"),
         (b'"AdmissionReview"', "must be a JSON object, got a string"),
         (b"null", "must be a JSON object, got null"),
-        (b'{"apiVersion": NaN}', "not valid JSON: NaN is not JSON"),
+        (b'{"apiVersion": NaN}', "not valid JSON: NaN is not allowed"),
         (b'{"a": 1e999}', "not valid JSON: number 1e999 overflows"),
         (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
         (b'{"kind": "AdmissionReview", "request": {}}', "unsupported AdmissionReview apiVersion"),

@@ -1,0 +1,201 @@
+"""Operator mode: TrustPolicies from a (fake) Kubernetes API, the webhook answering from them.
+
+The API is kmock's emulator (tests/support/kube.py): Kopf lists, watches and patches it for real,
+but it never calls webhooks, so "kubectl apply is denied" is proven elsewhere, against a real
+kube-apiserver. Here: the index, readiness, status, broken policies, and changes without restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import ssl
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kopf
+import pytest
+import trustme
+
+from signgate.admission.server import ServerSettings
+from signgate.kube.run import run_operator
+from signgate.kube.source import ClusterPolicySource
+from signgate.registry import RegistryClient, RegistryOptions
+from signgate.verifier import CacheSettings, Verifier, VerifierSettings
+from support import reviews, signer
+from support.formats import PrivateKey, generate_key, public_key_pem
+from support.kube import TRUSTPOLICIES, FakeCluster, add_login, operator_thread, trust_policy
+from support.push import Pusher
+from support.registry import RegistryServer
+
+
+def key_spec(
+    host: str, key: PrivateKey | None, *, pem: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "images": [f"{host}/op/**"],
+        "authorities": [
+            {
+                "name": "release-key",
+                "key": {"pem": pem if pem is not None else public_key_pem(key).decode()},
+            }  # type: ignore[arg-type]
+        ],
+        **extra,
+    }
+
+
+@dataclass
+class Running:
+    url: str
+    session: aiohttp.ClientSession
+    source: ClusterPolicySource
+
+    async def admit(self, image: str) -> dict[str, Any]:
+        body = reviews.review(reviews.workload("Pod", reviews.pod_spec([image])))
+        async with self.session.post(self.url + "/validate", json=body) as resp:
+            assert resp.status == 200
+            return json.loads(await resp.read())["response"]  # type: ignore[no-any-return]
+
+    async def ready(self) -> bool:
+        async with self.session.get(self.url + "/readyz") as resp:
+            return resp.status == 200
+
+
+@pytest.fixture
+async def operator(
+    kube: FakeCluster, registry: RegistryServer, tls_ca: trustme.CA, tmp_path: Path
+) -> AsyncIterator[Running]:
+    cert = tls_ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
+    server = ServerSettings(tmp_path / "tls.crt", tmp_path / "tls.key", "127.0.0.1", 0, 8.0)
+    kopf_registry = kopf.OperatorRegistry()
+    add_login(kopf_registry, kube)
+    serving = threading.Event()
+    found: dict[str, Any] = {}
+
+    def on_serving(port: int, source: ClusterPolicySource) -> None:
+        found.update(port=port, source=source)
+        serving.set()
+
+    async def main(stop: asyncio.Event) -> None:
+        options = RegistryOptions(insecure_hosts=frozenset({registry.host}))
+        # No verdict caching: these tests change policies and signatures and look again.
+        no_cache = CacheSettings(tag_ttl=0, verified_ttl=0, unverified_ttl=0)
+        async with RegistryClient(options) as client:
+            engine = Verifier(client, settings=VerifierSettings(cache=no_cache))
+            await run_operator(
+                engine=engine,
+                server=server,
+                stop=stop,
+                registry=kopf_registry,
+                on_serving=on_serving,
+            )
+
+    async with operator_thread(main):
+        assert await asyncio.to_thread(serving.wait, 15), "the webhook did not start"
+        context = ssl.create_default_context()
+        tls_ca.configure_trust(context)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+            running = Running(f"https://127.0.0.1:{found['port']}", session, found["source"])
+            await kube.eventually(running.ready, message="policies never became ready")
+            yield running
+
+
+async def test_policies_from_the_cluster_decide_admission(
+    kube: FakeCluster, operator: Running, pusher: Pusher
+) -> None:
+    key = generate_key()
+    name = f"op/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    await pusher.push_random_image(name, "unsigned")
+    await signer.sign_legacy(pusher, name, digest, key)
+    signed, unsigned = f"{pusher.host}/{name}:v1", f"{pusher.host}/{name}:unsigned"
+
+    # Before any policy: nothing governs the image, so it is denied.
+    assert (await operator.admit(signed))["allowed"] is False
+    await kube.create(trust_policy("release", key_spec(pusher.host, key)))
+    await kube.eventually(lambda: len(operator.source.current()) == 1)
+    assert (await operator.admit(signed))["allowed"] is True
+    denied = await operator.admit(unsigned)
+    assert denied["allowed"] is False
+    assert "TrustPolicy 'release'" in denied["status"]["message"]
+
+    # Status: Ready, one authority, the generation it describes.
+    body = await kube.wait_for_object(
+        TRUSTPOLICIES, "release", lambda b: b.get("status", {}).get("conditions")
+    )
+    status = body["status"]
+    assert status["authorities"] == 1
+    assert status["observedGeneration"] == body["metadata"]["generation"]
+    (ready,) = status["conditions"]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "True", "Compiled")
+
+    # Rotate the key in place: decisions follow without a restart.
+    other = generate_key()
+    await kube.patch(TRUSTPOLICIES, "release", {"spec": key_spec(pusher.host, other)})
+
+    async def rotated() -> bool:
+        return (await operator.admit(signed))["allowed"] is False
+
+    await kube.eventually(rotated, message="the rotated key was never used")
+
+    # Delete it: the image is governed by nothing again.
+    await kube.delete(TRUSTPOLICIES, "release")
+    await kube.eventually(lambda: not operator.source.current())
+    gone = await operator.admit(signed)
+    assert "no TrustPolicy governs" in gone["status"]["message"]
+
+
+async def test_a_broken_policy_denies_its_images_and_leaves_others_alone(
+    kube: FakeCluster, operator: Running, pusher: Pusher
+) -> None:
+    key = generate_key()
+    good_name = f"op/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(good_name, "v1")
+    await signer.sign_legacy(pusher, good_name, digest, key)
+    bad_pem = "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n"
+    broken = key_spec(pusher.host, None, pem=bad_pem)
+    broken["images"] = [f"{pusher.host}/op/broken/**"]
+    await kube.create(trust_policy("broken", broken))
+    await kube.create(
+        trust_policy(
+            "release", key_spec(pusher.host, key, excludeImages=[f"{pusher.host}/op/broken/**"])
+        )
+    )
+    await kube.eventually(lambda: len(operator.source.current()) == 2)
+
+    assert (await operator.admit(f"{pusher.host}/{good_name}:v1"))["allowed"] is True
+    denied = await operator.admit(f"{pusher.host}/op/broken/app@sha256:{'a' * 64}")
+    assert denied["allowed"] is False
+    message = denied["status"]["message"]
+    assert "TrustPolicy 'broken' is invalid" in message
+    assert "release-key" in message
+
+    body = await kube.wait_for_object(
+        TRUSTPOLICIES, "broken", lambda b: b.get("status", {}).get("conditions")
+    )
+    (ready,) = body["status"]["conditions"]
+    assert (ready["status"], ready["reason"]) == ("False", "Invalid")
+    assert "invalid key" in ready["message"]
+    events = await kube.events(reason="InvalidTrustPolicy")
+    assert events
+
+
+async def test_a_policy_with_an_invalid_shape_is_reported(
+    kube: FakeCluster, operator: Running
+) -> None:
+    # The emulator does not apply the CRD's schema, as a real apiserver would; the operator's own
+    # validation still reports the problem.
+    await kube.create(trust_policy("typo", {"images": ["x.example/**"], "authoritees": []}))
+    body = await kube.wait_for_object(
+        TRUSTPOLICIES, "typo", lambda b: b.get("status", {}).get("conditions")
+    )
+    (ready,) = body["status"]["conditions"]
+    assert ready["status"] == "False"
+    assert "authorities" in ready["message"]

@@ -23,13 +23,21 @@ import pytest
 import trustme
 
 from signgate.admission.server import ServerSettings
+from signgate.kube.api import KubeApi
 from signgate.kube.run import run_operator
 from signgate.kube.source import ClusterPolicySource
 from signgate.registry import RegistryClient, RegistryOptions
 from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 from support import reviews, signer
 from support.formats import PrivateKey, generate_key, public_key_pem
-from support.kube import TRUSTPOLICIES, FakeCluster, add_login, operator_thread, trust_policy
+from support.kube import (
+    TRUSTPOLICIES,
+    FakeCluster,
+    add_login,
+    operator_thread,
+    secret,
+    trust_policy,
+)
 from support.push import Pusher
 from support.registry import RegistryServer
 
@@ -94,6 +102,9 @@ async def operator(
                 server=server,
                 stop=stop,
                 registry=kopf_registry,
+                api=KubeApi(kopf.ConnectionInfo(server=kube.url)),
+                secret_namespace="default",
+                secret_check_interval=0.3,
                 on_serving=on_serving,
             )
 
@@ -199,3 +210,93 @@ async def test_a_policy_with_an_invalid_shape_is_reported(
     (ready,) = body["status"]["conditions"]
     assert ready["status"] == "False"
     assert "authorities" in ready["message"]
+
+
+def ready_condition(body: dict[str, Any]) -> dict[str, Any] | None:
+    for condition in body.get("status", {}).get("conditions") or ():
+        if condition.get("type") == "Ready":
+            return condition  # type: ignore[no-any-return]
+    return None
+
+
+async def test_keys_from_secrets_are_read_and_followed(
+    kube: FakeCluster, operator: Running, pusher: Pusher
+) -> None:
+    key, rotated = generate_key(), generate_key()
+    name = f"op/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    await signer.sign_legacy(pusher, name, digest, key)
+    image = f"{pusher.host}/{name}:v1"
+    spec = {
+        "images": [f"{pusher.host}/op/**"],
+        "authorities": [{"name": "release-key", "key": {"secretRef": {"name": "cosign-keys"}}}],
+    }
+    # The Secret does not exist yet: the policy is broken, says why, and denies.
+    await kube.create(trust_policy("from-secret", spec))
+    body = await kube.wait_for_object(TRUSTPOLICIES, "from-secret", ready_condition)
+    condition = ready_condition(body)
+    assert condition is not None
+    assert condition["status"] == "False"
+    assert "Secret default/cosign-keys: not found" in condition["message"]
+    denied = await operator.admit(image)
+    assert "Secret default/cosign-keys: not found" in denied["status"]["message"]
+
+    # The Secret appears: picked up without touching the policy.
+    await kube.create(
+        secret("default", "cosign-keys", {"cosign.pub": public_key_pem(key).decode()})
+    )
+
+    async def admitted() -> bool:
+        return bool((await operator.admit(image))["allowed"])
+
+    await kube.eventually(admitted, timeout=10, message="the Secret's key was never used")
+    await kube.wait_for_object(
+        TRUSTPOLICIES, "from-secret", lambda b: (ready_condition(b) or {}).get("status") == "True"
+    )
+
+    # The Secret's key is rotated: the old signature stops counting.
+    new_data = secret("default", "x", {"cosign.pub": public_key_pem(rotated).decode()})["data"]
+    await kube.patch("secrets", "cosign-keys", {"data": new_data}, namespace="default")
+
+    async def refused() -> bool:
+        return not (await operator.admit(image))["allowed"]
+
+    await kube.eventually(refused, timeout=10, message="the rotated Secret was never read")
+
+
+async def test_denials_leave_events_on_the_pod_and_its_owner(
+    kube: FakeCluster, operator: Running, pusher: Pusher
+) -> None:
+    await kube.create(trust_policy("release", key_spec(pusher.host, generate_key())))
+    await kube.eventually(lambda: len(operator.source.current()) == 1)
+    name = f"op/{secrets.token_hex(4)}"
+    await pusher.push_random_image(name, "v1")
+    pod = reviews.workload("Pod", reviews.pod_spec([f"{pusher.host}/{name}:v1"]), name="web-1")
+    pod["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "name": "web",
+            "uid": "rs-1",
+            "controller": True,
+        }
+    ]
+    async with operator.session.post(operator.url + "/validate", json=reviews.review(pod)) as resp:
+        assert json.loads(await resp.read())["response"]["allowed"] is False
+
+    async def both() -> bool:
+        events = await kube.events(reason="ImageNotVerified")
+        return {"Pod", "ReplicaSet"} <= {e["involvedObject"]["kind"] for e in events}
+
+    await kube.eventually(both, message="no ImageNotVerified events on the Pod and ReplicaSet")
+    events = await kube.events(reason="ImageNotVerified")
+    assert all(e["type"] == "Warning" for e in events)
+    assert all("signgate denied" in e["message"] for e in events)
+
+    # A dry run is answered the same way but leaves no trace.
+    before = len(events)
+    dry = reviews.review(pod, dry_run=True)
+    async with operator.session.post(operator.url + "/validate", json=dry) as resp:
+        assert json.loads(await resp.read())["response"]["allowed"] is False
+    await asyncio.sleep(0.3)
+    assert len(await kube.events(reason="ImageNotVerified")) == before

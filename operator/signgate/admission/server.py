@@ -18,7 +18,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signgate.admission.decide import PolicySource, decide_review
-from signgate.admission.review import parse_review
+from signgate.admission.review import AdmissionRequest, parse_review
 from signgate.errors import AdmissionRequestError, ConfigError
 from signgate.metrics import Metrics
 from signgate.verifier import Verifier
@@ -115,6 +115,10 @@ _ENGINE = web.AppKey("engine", Verifier)
 _POLICIES = web.AppKey("policies", object)
 _METRICS = web.AppKey("metrics", Metrics)
 _SETTINGS = web.AppKey("settings", ServerSettings)
+_ON_DENIED = web.AppKey("on_denied", object)
+
+DenialHook = Callable[[AdmissionRequest, str], None]
+"""Called for every denied (non-dry-run) request with its message: e.g. to post an Event."""
 
 
 async def _review(request: web.Request, *, mutate: bool) -> web.Response:
@@ -137,6 +141,10 @@ async def _review(request: web.Request, *, mutate: bool) -> web.Response:
         deadline_seconds=request.app[_SETTINGS].deadline_seconds,
     )
     metrics.admissions.labels(webhook, "allowed" if verdict.allowed else "denied").inc()
+    on_denied = request.app.get(_ON_DENIED)
+    if not verdict.allowed and not mutate and callable(on_denied):
+        status = verdict.response["response"]["status"]  # type: ignore[index]
+        on_denied(review.request, str(status.get("message", "")))
     if not mutate:
         for decision in verdict.images:
             state = (
@@ -185,10 +193,16 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 def make_app(
-    *, engine: Verifier, policies: PolicySource, settings: ServerSettings, metrics: Metrics
+    *,
+    engine: Verifier,
+    policies: PolicySource,
+    settings: ServerSettings,
+    metrics: Metrics,
+    on_denied: DenialHook | None = None,
 ) -> web.Application:
     """The webhook application: exactly five routes, everything else 404."""
     app = web.Application(client_max_size=MAX_REVIEW_BYTES + 64 * 1024)
+    app[_ON_DENIED] = on_denied
     app[_ENGINE] = engine
     app[_POLICIES] = policies
     app[_METRICS] = metrics

@@ -6,17 +6,29 @@ CLI build exactly the operator they mean.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import hashlib
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import kopf
 
-from signgate.kube.source import ClusterPolicySource, PolicyEntry, policy_entry
+from signgate.kube.api import KubeApi, KubeApiError
+from signgate.kube.source import ClusterPolicySource, PolicyEntry, policy_entry, secret_refs
 from signgate.policy.crd import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
+
+KEYS_ANNOTATION = "keys.signgate.dev/fingerprint"
+"""A fingerprint of a policy's Secret-held keys; changing it makes Kopf re-index the policy.
+
+Not under ``signgate.dev/``: Kopf ignores changes to annotations under its own storage prefix,
+and this one must count as a change, so that the policy's status is reported again.
+"""
 
 MAX_CONDITION_MESSAGE = 4096
 """metav1.Condition allows 32768 bytes; a longer status patch is refused by the apiserver."""
@@ -56,23 +68,104 @@ def policy_status(entry: PolicyEntry, previous: Mapping[str, Any] | None) -> dic
     }
 
 
+SecretRef = tuple[str, str | None, str, str]
+
+
+async def resolve_secret_keys(
+    api: KubeApi, refs: Sequence[SecretRef], default_namespace: str
+) -> tuple[dict[str, str], list[str]]:
+    """Read the Secret-held keys of a policy: (PEM by authority, errors)."""
+    resolved: dict[str, str] = {}
+    errors: list[str] = []
+    for authority, namespace, name, key in refs:
+        where = f"{namespace or default_namespace}/{name}"
+        try:
+            data = await api.read_secret(namespace or default_namespace, name)
+        except KubeApiError as exc:
+            reason = {404: "not found", 403: "not readable (RBAC)"}.get(exc.status, str(exc))
+            errors.append(f"authority {authority!r}: Secret {where}: {reason}")
+            continue
+        if key not in data:
+            errors.append(f"authority {authority!r}: Secret {where} has no key {key!r}")
+            continue
+        try:
+            resolved[authority] = data[key].decode("utf-8")
+        except UnicodeDecodeError:
+            errors.append(f"authority {authority!r}: Secret {where} key {key!r} is not a PEM text")
+    return resolved, errors
+
+
+def _fingerprint(resolved: Mapping[str, str], errors: list[str]) -> str:
+    text = json.dumps({"keys": dict(resolved), "errors": errors}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+async def watch_secret_keys(
+    source: ClusterPolicySource, api: KubeApi, *, default_namespace: str, interval: float
+) -> None:
+    """Re-read Secret-held keys every ``interval`` seconds; re-index policies whose keys changed.
+
+    Kopf re-indexes a policy when the policy changes, not when a Secret it names does. When the
+    Secrets' contents differ from what the index holds, an annotation on the policy changes,
+    which makes Kopf re-index it (and re-report its status). Runs until cancelled.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        for entry in source.entries():
+            if entry.key_fingerprint is None or not api.connected:
+                continue
+            resolved, errors = await resolve_secret_keys(api, entry.secret_refs, default_namespace)
+            fingerprint = _fingerprint(resolved, errors)
+            if fingerprint == entry.key_fingerprint:
+                continue
+            log.info("keys of TrustPolicy %r changed in their Secrets; re-indexing", entry.name)
+            try:
+                await api.annotate(
+                    f"/apis/{GROUP}/{VERSION}/{PLURAL}/{entry.name}", {KEYS_ANNOTATION: fingerprint}
+                )
+            except KubeApiError as exc:
+                log.warning("could not mark TrustPolicy %r for re-indexing: %s", entry.name, exc)
+
+
 def register_handlers(
-    registry: kopf.OperatorRegistry, source: ClusterPolicySource, *, login: bool = True
+    registry: kopf.OperatorRegistry,
+    source: ClusterPolicySource,
+    *,
+    api: KubeApi,
+    login: bool = True,
+    secret_namespace: str = "signgate",  # noqa: S107 - a namespace name, not a secret
 ) -> None:
     """Register signgate's handlers on ``registry``, feeding ``source``.
 
-    ``login=False`` leaves authentication to handlers the caller registered (tests).
+    Args:
+        registry: where to register.
+        source: the policy source the webhook reads.
+        api: signgate's own API client (Secrets, annotations, Events).
+        login: False leaves authentication to handlers the caller registered (tests); ``api``
+            must then be connected by the caller.
+        secret_namespace: where a ``secretRef`` without a namespace looks.
     """
     if login:
 
         @kopf.on.login(registry=registry, id="login")
         def authenticate(**kwargs: Any) -> kopf.ConnectionInfo | None:
             # In a Pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config.
-            return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+            info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+            if info is not None:
+                api.connect(info)
+            return info
+
+    async def entry_of(body: Mapping[str, Any]) -> PolicyEntry:
+        refs = tuple(secret_refs(body))
+        resolved, errors = await resolve_secret_keys(api, refs, secret_namespace)
+        entry = policy_entry(body, resolved_keys=resolved, key_errors=errors)
+        if refs:
+            entry = replace(entry, secret_refs=refs, key_fingerprint=_fingerprint(resolved, errors))
+        return entry
 
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="trustpolicies")
-    def index_policy(name: str, body: kopf.Body, **_: Any) -> dict[str, PolicyEntry]:
-        return {name: policy_entry(body)}
+    async def index_policy(name: str, body: kopf.Body, **_: Any) -> dict[str, PolicyEntry]:
+        return {name: await entry_of(body)}
 
     @kopf.index("", "v1", "namespaces", registry=registry, id="namespaces")
     def index_namespace(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
@@ -92,8 +185,8 @@ def register_handlers(
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="status")
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="status")
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="status")
-    def report(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **_: Any) -> None:
-        entry = policy_entry(body)
+    async def report(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **_: Any) -> None:
+        entry = await entry_of(body)
         wanted = policy_status(entry, status)
         # Writing an identical status yields no new resourceVersion, and Kopf would then hold
         # this object's next change for its consistency timeout: write only what changed.

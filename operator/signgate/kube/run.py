@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import Callable
 
 import kopf
 
 from signgate.admission.server import ServerSettings, make_app, running_server
 from signgate.errors import ConfigError
-from signgate.kube.handlers import register_handlers
+from signgate.kube.api import KubeApi
+from signgate.kube.events import EventReporter
+from signgate.kube.handlers import register_handlers, watch_secret_keys
 from signgate.kube.source import ClusterPolicySource
 from signgate.metrics import Metrics
 from signgate.verifier import Verifier
@@ -42,6 +46,9 @@ async def run_operator(
     server: ServerSettings,
     stop: asyncio.Event,
     registry: kopf.OperatorRegistry | None = None,
+    api: KubeApi | None = None,
+    secret_namespace: str | None = None,
+    secret_check_interval: float = 60.0,
     on_serving: Callable[[int, ClusterPolicySource], None] | None = None,
 ) -> None:
     """Serve the webhook with TrustPolicies from the cluster until ``stop`` is set.
@@ -52,13 +59,26 @@ async def run_operator(
         stop: set it to stop gracefully.
         registry: a Kopf registry with the caller's own login handler (tests); signgate's
             handlers are added to it. Without one, signgate logs in as a Pod or via kubeconfig.
+        api: an API client already connected (with ``registry``); else the login connects one.
+        secret_namespace: where a ``secretRef`` without a namespace looks (default: this Pod's
+            namespace from ``$POD_NAMESPACE``, else ``signgate``).
+        secret_check_interval: how often Secret-held keys are re-read.
         on_serving: called with the bound port and the policy source once the server listens.
     """
     login = registry is None
     registry = registry or kopf.OperatorRegistry()
+    api = api or KubeApi()
     source = ClusterPolicySource()
-    register_handlers(registry, source, login=login)
-    app = make_app(engine=engine, policies=source, settings=server, metrics=Metrics(engine))
+    secret_namespace = secret_namespace or os.environ.get("POD_NAMESPACE") or "signgate"
+    register_handlers(registry, source, api=api, login=login, secret_namespace=secret_namespace)
+    events = EventReporter(api)
+    app = make_app(
+        engine=engine,
+        policies=source,
+        settings=server,
+        metrics=Metrics(engine),
+        on_denied=events,
+    )
     async with running_server(app, server) as (_, _, port):
         log.info(
             "serving /validate and /mutate on https://%s:%d; TrustPolicies from the cluster",
@@ -67,6 +87,12 @@ async def run_operator(
         )
         if on_serving is not None:
             on_serving(port, source)
+        secrets = asyncio.create_task(
+            watch_secret_keys(
+                source, api, default_namespace=secret_namespace, interval=secret_check_interval
+            ),
+            name="signgate:secret-keys",
+        )
         try:
             await kopf.operator(
                 registry=registry,
@@ -78,5 +104,11 @@ async def run_operator(
             )
         except kopf.LoginError as exc:
             raise ConfigError(NO_CLUSTER) from exc
+        finally:
+            secrets.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await secrets
+            await events.drain()
+            await api.close()
     if not stop.is_set():
         raise ConfigError(NO_CLUSTER)

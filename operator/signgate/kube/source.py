@@ -38,10 +38,49 @@ class PolicyEntry:
     error: str | None
     generation: int | None
     authorities: int
+    secret_refs: tuple[tuple[str, str | None, str, str], ...] = ()
+    """(authority, namespace, name, key) of keys held in Secrets."""
+    key_fingerprint: str | None = None
+    """What those Secrets held when this entry was made (None without secretRefs)."""
 
 
-def policy_entry(body: Mapping[str, Any]) -> PolicyEntry:
-    """Validate and compile one TrustPolicy object; never raises (errors are kept as data)."""
+def secret_refs(body: Mapping[str, Any]) -> list[tuple[str, str | None, str, str]]:
+    """(authority, namespace, name, key) for every key authority whose key lives in a Secret."""
+    spec = body.get("spec") or {}
+    found = []
+    for authority in spec.get("authorities") or ():
+        if not isinstance(authority, Mapping):
+            continue
+        ref = (
+            (authority.get("key") or {}).get("secretRef")
+            if isinstance(authority.get("key"), Mapping)
+            else None
+        )
+        if isinstance(ref, Mapping) and ref.get("name"):
+            found.append(
+                (
+                    str(authority.get("name")),
+                    ref.get("namespace"),
+                    str(ref["name"]),
+                    str(ref.get("key") or "cosign.pub"),
+                )
+            )
+    return found
+
+
+def policy_entry(
+    body: Mapping[str, Any],
+    *,
+    resolved_keys: Mapping[str, str] | None = None,
+    key_errors: Sequence[str] = (),
+) -> PolicyEntry:
+    """Validate and compile one TrustPolicy object; never raises (errors are kept as data).
+
+    Args:
+        body: the object.
+        resolved_keys: PEM by authority name, for keys read from Secrets.
+        key_errors: why some Secret keys could not be read; any makes the policy broken.
+    """
     metadata = body.get("metadata") or {}
     name = str(metadata.get("name", "?"))
     generation = metadata.get("generation")
@@ -52,8 +91,13 @@ def policy_entry(body: Mapping[str, Any]) -> PolicyEntry:
         error = describe_validation_error(exc)
         return PolicyEntry(name, None, error, generation, 0)
     authorities = len(model.spec.authorities)
+    if key_errors:
+        error = "; ".join(key_errors)
+        return PolicyEntry(
+            name, broken_policy(model, error, source="cluster"), error, generation, authorities
+        )
     try:
-        compiled = compile_policy(model, source="cluster")
+        compiled = compile_policy(model, source="cluster", resolved_keys=resolved_keys)
     except PolicyError as exc:
         return PolicyEntry(
             name,

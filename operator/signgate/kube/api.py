@@ -1,0 +1,150 @@
+"""The Kubernetes API calls signgate makes itself: read a Secret, annotate a policy, post an Event.
+
+Kopf does the watching; this small client does the rest with the same credentials (a
+``kopf.ConnectionInfo`` from the login handler), with a timeout on every call and bounded bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import kopf
+
+from signgate.errors import SigngateError, truncate
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
+class KubeApiError(SigngateError):
+    """A Kubernetes API call failed; ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class KubeApi:
+    """A minimal client; connect it with the login handler's ``ConnectionInfo``."""
+
+    def __init__(self, info: kopf.ConnectionInfo | None = None) -> None:
+        self._info = info
+        self._session: aiohttp.ClientSession | None = None
+
+    def connect(self, info: kopf.ConnectionInfo) -> None:
+        """Use these credentials from now on (the login handler calls this)."""
+        self._info = info
+        session, self._session = self._session, None
+        if session is not None:
+            asyncio.get_running_loop().create_task(session.close())
+
+    @property
+    def connected(self) -> bool:
+        """Whether credentials are known."""
+        return self._info is not None
+
+    async def close(self) -> None:
+        """Release connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> tuple[aiohttp.ClientSession, kopf.ConnectionInfo]:
+        if self._info is None:
+            raise KubeApiError("not connected to the Kubernetes API yet")
+        if self._session is None:
+            ssl = self._info.as_ssl_context() if self._info.server.startswith("https") else None
+            self._session = aiohttp.ClientSession(
+                base_url=self._info.server.rstrip("/") + "/",
+                headers=self._info.as_http_headers(),
+                connector=aiohttp.TCPConnector(ssl=ssl if ssl is not None else True),
+                timeout=TIMEOUT,
+            )
+        return self._session, self._info
+
+    async def _request(
+        self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
+        session, _ = self._client()
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type} if data is not None else {}
+        try:
+            async with session.request(
+                method, path.lstrip("/"), data=data, headers=headers
+            ) as resp:
+                raw = await resp.content.read(MAX_BODY_BYTES + 1)
+                if len(raw) > MAX_BODY_BYTES:
+                    raise KubeApiError(f"{method} {path}: response too large", resp.status)
+                if resp.status >= 400:
+                    text = truncate(raw.decode("utf-8", "replace"))
+                    raise KubeApiError(f"{method} {path}: HTTP {resp.status}: {text}", resp.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeApiError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError as exc:
+            raise KubeApiError(f"{method} {path}: answer is not JSON") from exc
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes]:
+        """The decoded ``data`` of a Secret.
+
+        Raises:
+            KubeApiError: it cannot be read (404 if absent, 403 if RBAC forbids).
+        """
+        doc = await self._request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        data = doc.get("data") if isinstance(doc, dict) else None
+        decoded: dict[str, bytes] = {}
+        for key, value in (data or {}).items():
+            try:
+                decoded[str(key)] = base64.b64decode(str(value), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise KubeApiError(f"Secret {namespace}/{name}: key {key!r} is not base64") from exc
+        return decoded
+
+    async def annotate(self, path: str, annotations: Mapping[str, str]) -> None:
+        """Merge-patch annotations onto the object at ``path``."""
+        await self._request(
+            "PATCH",
+            path,
+            body={"metadata": {"annotations": dict(annotations)}},
+            content_type="application/merge-patch+json",
+        )
+
+    async def post_event(
+        self,
+        *,
+        namespace: str,
+        involved: Mapping[str, Any],
+        reason: str,
+        message: str,
+        event_type: str = "Warning",
+    ) -> None:
+        """Record an Event about ``involved`` (an ObjectReference)."""
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        name = str(involved.get("name") or "object")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{name[:200]}.signgate.", "namespace": namespace},
+            "involvedObject": dict(involved),
+            "reason": reason,
+            "message": truncate(message, 1024),
+            "type": event_type,
+            "source": {"component": "signgate"},
+            "reportingComponent": "signgate.dev/webhook",
+            "reportingInstance": "signgate",
+            "firstTimestamp": now[:19] + "Z",
+            "lastTimestamp": now[:19] + "Z",
+            "count": 1,
+        }
+        await self._request("POST", f"/api/v1/namespaces/{namespace}/events", body=event)

@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="deny",
         help="what to do with images no policy governs (default deny)",
     )
+    serve.add_argument(
+        "--pull-secret",
+        metavar="NAMESPACE/NAME",
+        help="operator mode: an image pull secret used for every workload, after its own "
+        "imagePullSecrets and its ServiceAccount's",
+    )
     _add_registry_arguments(serve)
 
     crd = commands.add_parser(
@@ -338,6 +344,15 @@ async def run_verify(args: argparse.Namespace) -> int:
     return EXIT_ALLOWED if all(d.allowed for d in decisions) else EXIT_DENIED
 
 
+def _pull_secret(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    namespace, sep, name = value.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise ConfigError(f"--pull-secret {value!r}: expected NAMESPACE/NAME")
+    return namespace, name
+
+
 async def run_serve(args: argparse.Namespace) -> int:
     """``signgate serve``: serve until SIGTERM or SIGINT; returns the exit status.
 
@@ -348,6 +363,9 @@ async def run_serve(args: argparse.Namespace) -> int:
     options = _registry_options(args)
     trusted_root = _trusted_root(args)
     _check_tlog_root(policies, trusted_root)
+    _pull_secret(args.pull_secret)
+    if args.policy and args.pull_secret:
+        raise ConfigError("--pull-secret needs the operator mode (no --policy)")
     if args.deadline <= 0:
         raise ConfigError("--deadline must be positive")
     if args.tag_ttl < 0:
@@ -372,7 +390,12 @@ async def run_serve(args: argparse.Namespace) -> int:
             if not args.policy:
                 from signgate.kube.run import run_operator  # Kopf is only imported when needed
 
-                await run_operator(engine=engine, server=settings, stop=stop)
+                await run_operator(
+                    engine=engine,
+                    server=settings,
+                    stop=stop,
+                    global_pull_secret=_pull_secret(args.pull_secret),
+                )
                 return 0
             app = make_app(
                 engine=engine,

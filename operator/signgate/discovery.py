@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from signgate.deadline import Deadline
 from signgate.errors import DeadlineExceededError, MalformedResponseError, RegistryError
 from signgate.reference import Digest, ImageReference
-from signgate.registry import RegistryClient
+from signgate.registry import CredentialStore, RegistryClient
 from signgate.registry.oci import (
     MANIFEST_MEDIA_TYPES,
     OCI_EMPTY,
@@ -72,7 +72,9 @@ class _Fetcher:
         digest: Digest,
         deadline: Deadline,
         limits: DiscoveryLimits,
+        credentials: CredentialStore | None,
     ) -> None:
+        self.credentials = credentials
         self.client = client
         self.repo = repo
         self.digest = digest
@@ -89,7 +91,9 @@ class _Fetcher:
             )
         try:
             async with self._gate:
-                return await self.client.fetch_blob(self.repo, descriptor.digest, self.deadline)
+                return await self.client.fetch_blob(
+                    self.repo, descriptor.digest, self.deadline, credentials=self.credentials
+                )
         except DeadlineExceededError:
             raise
         except RegistryError as exc:
@@ -132,7 +136,7 @@ class _Fetcher:
         tag = legacy_tag(self.digest)
         source = f"{self.repo.name}:{tag}"
         fetched = await self.client.fetch_manifest(
-            self.repo, tag, self.deadline, accept=MANIFEST_MEDIA_TYPES
+            self.repo, tag, self.deadline, accept=MANIFEST_MEDIA_TYPES, credentials=self.credentials
         )
         if fetched is None:
             return []
@@ -151,7 +155,11 @@ class _Fetcher:
         try:
             async with self._gate:
                 fetched = await self.client.fetch_manifest(
-                    self.repo, descriptor.digest, self.deadline, accept=MANIFEST_MEDIA_TYPES
+                    self.repo,
+                    descriptor.digest,
+                    self.deadline,
+                    accept=MANIFEST_MEDIA_TYPES,
+                    credentials=self.credentials,
                 )
         except DeadlineExceededError:
             raise
@@ -191,7 +199,9 @@ class _Fetcher:
         return [BundleSignature(source, blob, hint)]
 
     async def referrers(self) -> list[FoundSignature]:
-        listing = await self.client.list_referrers(self.repo, self.digest, self.deadline)
+        listing = await self.client.list_referrers(
+            self.repo, self.digest, self.deadline, credentials=self.credentials
+        )
         if listing.source == "tag":
             self.notes.append(f"{self.repo.registry} has no referrers API; used the fallback tag")
         descriptors = [d for d in listing.descriptors if _may_be_signature(d)]
@@ -211,6 +221,7 @@ async def discover_signatures(
     deadline: Deadline,
     *,
     limits: DiscoveryLimits | None = None,
+    credentials: CredentialStore | None = None,
 ) -> Discovery:
     """Everything that may be a cosign signature of ``digest``, stored in ``repo``.
 
@@ -218,7 +229,7 @@ async def discover_signatures(
         RegistryError: neither the ``.sig`` tag nor the referrers could be read (the first error),
             or the deadline passed.
     """
-    fetcher = _Fetcher(client, repo, digest, deadline, limits or DiscoveryLimits())
+    fetcher = _Fetcher(client, repo, digest, deadline, limits or DiscoveryLimits(), credentials)
     results = await asyncio.gather(fetcher.legacy(), fetcher.referrers(), return_exceptions=True)
     signatures: list[FoundSignature] = []
     errors: list[RegistryError] = []

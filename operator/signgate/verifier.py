@@ -36,7 +36,7 @@ from signgate.policy.evaluate import (
     unmatched,
 )
 from signgate.reference import Digest, ImageReference, parse_reference
-from signgate.registry import RegistryClient
+from signgate.registry import CredentialStore, RegistryClient
 from signgate.signatures.found import Discovery
 from signgate.signatures.trusted_root import TrustedRoot
 from signgate.signatures.verify import PreparedSignature, Rejection, prepare
@@ -88,10 +88,10 @@ class Verifier:
         self.trusted_root = trusted_root
         self.settings = settings or VerifierSettings()
         limit = self.settings.cache.max_entries
-        self.tags: TTLCache[tuple[str, str, str], Digest] = TTLCache(max_entries=limit)
+        self.tags: TTLCache[tuple[str, str, str, str], Digest] = TTLCache(max_entries=limit)
         self.outcomes: TTLCache[tuple[str, Digest], PolicyOutcome] = TTLCache(max_entries=limit)
-        self._resolving: SingleFlight[tuple[str, str, str], Digest] = SingleFlight()
-        self._verifying: SingleFlight[tuple[Digest, str, tuple[str, ...]], _Computed] = (
+        self._resolving: SingleFlight[tuple[str, str, str, str], Digest] = SingleFlight()
+        self._verifying: SingleFlight[tuple[Digest, str, str, tuple[str, ...]], _Computed] = (
             SingleFlight()
         )
         self.verifications = 0
@@ -108,12 +108,19 @@ class Verifier:
         deadline: Deadline,
         *,
         namespace_labels: Mapping[str, str] | None = None,
+        credentials: CredentialStore | None = None,
     ) -> list[ImageDecision]:
         """Decide every image concurrently; repeated images are checked once."""
         unique = list(dict.fromkeys(images))
         decisions = await asyncio.gather(
             *(
-                self.verify_image(i, policies, deadline, namespace_labels=namespace_labels)
+                self.verify_image(
+                    i,
+                    policies,
+                    deadline,
+                    namespace_labels=namespace_labels,
+                    credentials=credentials,
+                )
                 for i in unique
             )
         )
@@ -127,8 +134,13 @@ class Verifier:
         deadline: Deadline,
         *,
         namespace_labels: Mapping[str, str] | None = None,
+        credentials: CredentialStore | None = None,
     ) -> ImageDecision:
-        """Decide one image. Never raises (except on cancellation)."""
+        """Decide one image. Never raises (except on cancellation).
+
+        ``credentials`` (e.g. the Pod's imagePullSecrets) replace the configured registry
+        credentials for this image; work done with other credentials is never shared with it.
+        """
         try:
             ref = parse_reference(image)
         except InvalidReferenceError as exc:
@@ -139,7 +151,7 @@ class Verifier:
         if not governing:
             return unmatched(image, str(ref), ref.name, self.settings.unmatched)
         try:
-            return await self._verify_governed(image, ref, governing, deadline)
+            return await self._verify_governed(image, ref, governing, deadline, credentials)
         except RegistryError as exc:
             return failed(
                 image, f"{ref}: {exc}", reference=str(ref), name=ref.name, policies=governing
@@ -154,7 +166,9 @@ class Verifier:
                 policies=governing,
             )
 
-    async def resolve(self, ref: ImageReference, deadline: Deadline) -> Digest:
+    async def resolve(
+        self, ref: ImageReference, deadline: Deadline, credentials: CredentialStore | None = None
+    ) -> Digest:
         """The digest of ``ref``: its own, a recently resolved one, or the registry's answer now.
 
         Raises:
@@ -163,13 +177,16 @@ class Verifier:
         if ref.digest is not None:
             return ref.digest
         assert ref.tag is not None
-        key = (ref.api_host, ref.repository, ref.tag)
+        # A tag's digest is public once resolved, but whether it can be resolved at all depends on
+        # the credentials: keep them in the key.
+        who = credentials.identity if credentials is not None else "configured"
+        key = (ref.api_host, ref.repository, ref.tag, who)
         cached = self.tags.get(key)
         if cached is not None:
             return cached
 
         async def fetch() -> Digest:
-            digest = await self.client.resolve_digest(ref, deadline)
+            digest = await self.client.resolve_digest(ref, deadline, credentials=credentials)
             self.tags.put(key, digest, self.settings.cache.tag_ttl)
             return digest
 
@@ -181,9 +198,10 @@ class Verifier:
         ref: ImageReference,
         governing: Sequence[CompiledPolicy],
         deadline: Deadline,
+        credentials: CredentialStore | None,
     ) -> ImageDecision:
         try:
-            digest = await self.resolve(ref, deadline)
+            digest = await self.resolve(ref, deadline, credentials)
         except RegistryError as exc:
             return failed(
                 image,
@@ -218,9 +236,10 @@ class Verifier:
         if missing:
             # The repository is part of the key: a policy's signatureRepository may be relative
             # to the image (none set), so the same digest in two repositories is two questions.
-            key = (digest, ref.name, tuple(sorted(p.identity for p in missing)))
+            who = credentials.identity if credentials is not None else "configured"
+            key = (digest, ref.name, who, tuple(sorted(p.identity for p in missing)))
             computed = await self._verifying.run(
-                key, lambda: self._compute(ref, digest, missing, deadline)
+                key, lambda: self._compute(ref, digest, missing, deadline, credentials)
             )
             notes = computed.notes
             cache = self.settings.cache
@@ -239,11 +258,15 @@ class Verifier:
         digest: Digest,
         policies: Sequence[CompiledPolicy],
         deadline: Deadline,
+        credentials: CredentialStore | None,
     ) -> _Computed:
         self.verifications += 1
         repositories = sorted({p.signature_repository or ref.name for p in policies})
         found = await asyncio.gather(
-            *(self._discover(repository, digest, deadline) for repository in repositories),
+            *(
+                self._discover(repository, digest, deadline, credentials)
+                for repository in repositories
+            ),
             return_exceptions=True,
         )
         discovered: dict[str, Discovery | RegistryError] = {}
@@ -288,10 +311,21 @@ class Verifier:
             computed.append((policy, outcome, cacheable))
         return _Computed(tuple(computed), tuple(notes))
 
-    async def _discover(self, repository: str, digest: Digest, deadline: Deadline) -> Discovery:
+    async def _discover(
+        self,
+        repository: str,
+        digest: Digest,
+        deadline: Deadline,
+        credentials: CredentialStore | None,
+    ) -> Discovery:
         repo = parse_reference(repository)
         return await discover_signatures(
-            self.client, repo, digest, deadline, limits=self.settings.discovery
+            self.client,
+            repo,
+            digest,
+            deadline,
+            limits=self.settings.discovery,
+            credentials=credentials,
         )
 
 

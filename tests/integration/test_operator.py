@@ -8,6 +8,7 @@ kube-apiserver. Here: the index, readiness, status, broken policies, and changes
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import ssl
@@ -76,7 +77,11 @@ class Running:
 
 @pytest.fixture
 async def operator(
-    kube: FakeCluster, registry: RegistryServer, tls_ca: trustme.CA, tmp_path: Path
+    kube: FakeCluster,
+    registry: RegistryServer,
+    registry_basic: RegistryServer,
+    tls_ca: trustme.CA,
+    tmp_path: Path,
 ) -> AsyncIterator[Running]:
     cert = tls_ca.issue_cert("127.0.0.1")
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
@@ -92,7 +97,12 @@ async def operator(
         serving.set()
 
     async def main(stop: asyncio.Event) -> None:
-        options = RegistryOptions(insecure_hosts=frozenset({registry.host}))
+        # The htpasswd registry is trusted (its CA) but has no credentials configured: only a
+        # workload's imagePullSecrets can open it.
+        options = RegistryOptions(
+            insecure_hosts=frozenset({registry.host}),
+            ca_files={registry_basic.host: str(registry_basic.ca_file)},
+        )
         # No verdict caching: these tests change policies and signatures and look again.
         no_cache = CacheSettings(tag_ttl=0, verified_ttl=0, unverified_ttl=0)
         async with RegistryClient(options) as client:
@@ -300,3 +310,43 @@ async def test_denials_leave_events_on_the_pod_and_its_owner(
         assert json.loads(await resp.read())["response"]["allowed"] is False
     await asyncio.sleep(0.3)
     assert len(await kube.events(reason="ImageNotVerified")) == before
+
+
+async def test_a_workloads_image_pull_secrets_open_a_private_registry(
+    kube: FakeCluster, operator: Running, registry_basic: RegistryServer, tmp_path: Path
+) -> None:
+    key = generate_key()
+    name = f"op/{secrets.token_hex(4)}"
+    async with Pusher.for_registry(registry_basic) as private:
+        digest = await private.push_random_image(name, "v1")
+        await signer.sign_bundle_v3(private, name, digest, key)
+    await kube.create(trust_policy("private", key_spec(registry_basic.host, key)))
+    await kube.eventually(lambda: len(operator.source.current()) == 1)
+    image = f"{registry_basic.host}/{name}:v1"
+
+    # Without credentials the registry says no, and so does signgate, saying why.
+    denied = await operator.admit(image)
+    assert denied["allowed"] is False
+    assert "requires a username and password" in denied["status"]["message"]
+
+    config = registry_basic.docker_config(tmp_path / "config.json").read_bytes()
+    pull_secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "regcred", "namespace": "default"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(config).decode()},
+    }
+    await kube.create(pull_secret)
+    pod = reviews.workload("Pod", reviews.pod_spec([image]))
+    pod["spec"]["imagePullSecrets"] = [{"name": "regcred"}]
+    async with operator.session.post(operator.url + "/validate", json=reviews.review(pod)) as resp:
+        answer = json.loads(await resp.read())["response"]
+    assert answer["allowed"] is True, answer
+
+    # A Deployment's template carries them the same way.
+    deployment = reviews.workload("Deployment", pod["spec"])
+    async with operator.session.post(
+        operator.url + "/validate", json=reviews.review(deployment)
+    ) as resp:
+        assert json.loads(await resp.read())["response"]["allowed"] is True

@@ -211,3 +211,22 @@ async def test_plain_http_registry_is_refused_unless_marked_insecure(
     async with RegistryClient(RegistryOptions()) as client:
         with pytest.raises(RegistryUnavailableError, match=f"cannot reach {registry.host}"):
             await client.resolve_digest(ref, Deadline.after(3))
+
+
+async def test_tokens_are_never_shared_between_credentials(
+    registry_token: RegistryServer, tmp_path: Path
+) -> None:
+    # One client, two tenants: a token fetched with one tenant's credentials must not serve a
+    # request made with the other's (here: none at all).
+    name = repo()
+    async with Pusher.for_registry(registry_token) as pusher:
+        digest = await pusher.push_random_image(name, "v1")
+    config = registry_token.docker_config(tmp_path / "tenant.json")
+    tenant = CredentialStore.from_docker_config_file(config)
+    options = RegistryOptions(ca_files={registry_token.host: str(registry_token.ca_file)})
+    async with RegistryClient(options) as client:
+        ref = parse_reference(f"{registry_token.host}/{name}:v1")
+        assert await client.resolve_digest(ref, Deadline.after(10), credentials=tenant) == digest
+        with pytest.raises(RegistryAuthError, match="requires credentials to pull"):
+            await client.resolve_digest(ref, Deadline.after(10))
+        assert await client.resolve_digest(ref, Deadline.after(10), credentials=tenant) == digest

@@ -20,6 +20,7 @@ from signgate.deadline import Deadline
 from signgate.errors import AdmissionRequestError
 from signgate.policy.compiled import CompiledPolicy
 from signgate.policy.evaluate import ImageDecision
+from signgate.registry import CredentialStore
 from signgate.verifier import Verifier
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ async def decide_review(
     engine: Verifier,
     policies: PolicySource,
     deadline_seconds: float,
+    credentials: CredentialStore | None = None,
 ) -> Verdict:
     """Answer one admission request. Never raises for bad input (cancellation excepted)."""
     uid = request.uid
@@ -122,7 +124,9 @@ async def decide_review(
     current = policies.current()
     tasks = {
         image: asyncio.ensure_future(
-            engine.verify_image(image, current, deadline, namespace_labels=labels)
+            engine.verify_image(
+                image, current, deadline, namespace_labels=labels, credentials=credentials
+            )
         )
         for image in images
     }

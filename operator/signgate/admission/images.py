@@ -16,7 +16,7 @@ No I/O happens in this module.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -217,3 +217,17 @@ def new_images(request: AdmissionRequest, fields: Sequence[ImageField]) -> set[s
     except AdmissionRequestError:
         return images
     return images - {field.image for field in old}
+
+
+def pod_spec_of(request: AdmissionRequest) -> Mapping[str, Any] | None:
+    """The Pod spec inside the admitted object (for imagePullSecrets), or None if there is none.
+
+    Never raises: whatever cannot be read here has already been refused by `extract_images`.
+    """
+    template = _TEMPLATES.get((request.kind.group, request.kind.kind))
+    node: Any = request.object
+    if template is None or not isinstance(node, dict):
+        return None
+    for key in (*template, "spec"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None

@@ -18,7 +18,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from signgate.admission.decide import PolicySource, decide_review
 from signgate.admission.review import AdmissionRequest, parse_review
 from signgate.errors import AdmissionRequestError, ConfigError
 from signgate.metrics import Metrics
+from signgate.registry import CredentialStore
 from signgate.verifier import Verifier
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,11 @@ _ON_DENIED = web.AppKey("on_denied", object)
 DenialHook = Callable[[AdmissionRequest, str], None]
 """Called for every denied (non-dry-run) request with its message: e.g. to post an Event."""
 
+CredentialsHook = Callable[[AdmissionRequest], Awaitable[CredentialStore | None]]
+"""Gives the registry credentials for a request's images (e.g. its imagePullSecrets)."""
+
+_CREDENTIALS_FOR = web.AppKey("credentials_for", object)
+
 
 async def _review(request: web.Request, *, mutate: bool) -> web.Response:
     metrics = request.app[_METRICS]
@@ -133,12 +139,15 @@ async def _review(request: web.Request, *, mutate: bool) -> web.Response:
         log.warning("rejected a malformed AdmissionReview on /%s: %s", webhook, exc)
         return web.json_response({"error": str(exc)}, status=400)
     policies: PolicySource = request.app[_POLICIES]  # type: ignore[assignment]
+    credentials_for = request.app.get(_CREDENTIALS_FOR)
+    credentials = await credentials_for(review.request) if callable(credentials_for) else None
     verdict = await decide_review(
         review.request,
         mutate=mutate,
         engine=request.app[_ENGINE],
         policies=policies,
         deadline_seconds=request.app[_SETTINGS].deadline_seconds,
+        credentials=credentials,
     )
     metrics.admissions.labels(webhook, "allowed" if verdict.allowed else "denied").inc()
     on_denied = request.app.get(_ON_DENIED)
@@ -199,10 +208,12 @@ def make_app(
     settings: ServerSettings,
     metrics: Metrics,
     on_denied: DenialHook | None = None,
+    credentials_for: CredentialsHook | None = None,
 ) -> web.Application:
     """The webhook application: exactly five routes, everything else 404."""
     app = web.Application(client_max_size=MAX_REVIEW_BYTES + 64 * 1024)
     app[_ON_DENIED] = on_denied
+    app[_CREDENTIALS_FOR] = credentials_for
     app[_ENGINE] = engine
     app[_POLICIES] = policies
     app[_METRICS] = metrics

@@ -95,6 +95,14 @@ class KubeApi:
         except ValueError as exc:
             raise KubeApiError(f"{method} {path}: answer is not JSON") from exc
 
+    async def read(self, path: str) -> Any:
+        """GET ``path`` and return the decoded JSON.
+
+        Raises:
+            KubeApiError: the call failed.
+        """
+        return await self._request("GET", path)
+
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes]:
         """The decoded ``data`` of a Secret.
 

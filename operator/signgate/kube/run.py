@@ -15,6 +15,7 @@ from signgate.errors import ConfigError
 from signgate.kube.api import KubeApi
 from signgate.kube.events import EventReporter
 from signgate.kube.handlers import register_handlers, watch_secret_keys
+from signgate.kube.pullsecrets import PullSecretResolver
 from signgate.kube.source import ClusterPolicySource
 from signgate.metrics import Metrics
 from signgate.verifier import Verifier
@@ -49,6 +50,7 @@ async def run_operator(
     api: KubeApi | None = None,
     secret_namespace: str | None = None,
     secret_check_interval: float = 60.0,
+    global_pull_secret: tuple[str, str] | None = None,
     on_serving: Callable[[int, ClusterPolicySource], None] | None = None,
 ) -> None:
     """Serve the webhook with TrustPolicies from the cluster until ``stop`` is set.
@@ -63,6 +65,8 @@ async def run_operator(
         secret_namespace: where a ``secretRef`` without a namespace looks (default: this Pod's
             namespace from ``$POD_NAMESPACE``, else ``signgate``).
         secret_check_interval: how often Secret-held keys are re-read.
+        global_pull_secret: (namespace, name) of a pull secret used for every workload, after
+            the workload's own imagePullSecrets and its ServiceAccount's.
         on_serving: called with the bound port and the policy source once the server listens.
     """
     login = registry is None
@@ -78,6 +82,7 @@ async def run_operator(
         settings=server,
         metrics=Metrics(engine),
         on_denied=events,
+        credentials_for=PullSecretResolver(api, global_secret=global_pull_secret),
     )
     async with running_server(app, server) as (_, _, port):
         log.info(

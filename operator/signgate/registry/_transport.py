@@ -140,7 +140,7 @@ class Transport:
         self._schemes: dict[str, str] = {}
         self._challenges: dict[str, Challenge] = {}
         self._tokens = TokenCache()
-        self._token_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._token_locks: dict[tuple[str, str, str, str], asyncio.Lock] = {}
         self.requests_sent = 0
         """Every HTTP request sent, token requests included (benchmarks and tests read it)."""
 
@@ -194,8 +194,12 @@ class Transport:
         deadline: Deadline,
         accept: tuple[str, ...] = (),
         max_bytes: int,
+        credentials: CredentialStore | None = None,
     ) -> Response:
         """Send ``method`` to ``https://host/v2/{path}`` (or a full URL) and read the response.
+
+        ``credentials`` replace the configured ones for this request (e.g. a Pod's
+        imagePullSecrets); tokens are cached per credentials, never shared across them.
 
         ``path`` may also be an absolute URL on the same host (pagination links). 2xx, 3xx-handled
         and 4xx other than 401/403/429 come back to the caller; everything else raises.
@@ -209,8 +213,9 @@ class Transport:
         """
         try:
             async with asyncio.timeout_at(deadline.at):
+                store = credentials if credentials is not None else self.options.credentials
                 return await self._request_with_auth(
-                    method, host, repository, path, deadline, accept, max_bytes
+                    method, host, repository, path, deadline, accept, max_bytes, store
                 )
         except TimeoutError as exc:
             raise DeadlineExceededError(
@@ -222,16 +227,27 @@ class Transport:
     def _scope(self, repository: str) -> str:
         return f"repository:{repository}:pull"
 
-    def _token_key(self, challenge: Challenge, repository: str) -> tuple[str, str, str]:
-        return (challenge.realm or "", challenge.params.get("service", ""), self._scope(repository))
+    def _token_key(
+        self, challenge: Challenge, repository: str, credentials: Credentials | None
+    ) -> tuple[str, str, str, str]:
+        # A token obtained with one tenant's credentials must never serve another tenant.
+        who = credentials.identity if credentials is not None else "anonymous"
+        realm, service = challenge.realm or "", challenge.params.get("service", "")
+        return (realm, service, self._scope(repository), who)
 
     async def _authorization(
-        self, host: str, repository: str, deadline: Deadline, *, refresh: bool
+        self,
+        host: str,
+        repository: str,
+        deadline: Deadline,
+        store: CredentialStore,
+        *,
+        refresh: bool,
     ) -> str | None:
         challenge = self._challenges.get(host)
         if challenge is None:
             return None
-        credentials = self.options.credentials.for_registry(host)
+        credentials = store.for_registry(host)
         if challenge.scheme == "basic":
             header = credentials.basic_header() if credentials else None
             if header is None:
@@ -242,7 +258,7 @@ class Transport:
             return header
         if challenge.scheme != "bearer":
             raise RegistryAuthError(f"{host} asks for unsupported auth scheme {challenge.scheme!r}")
-        key = self._token_key(challenge, repository)
+        key = self._token_key(challenge, repository, credentials)
         loop = asyncio.get_running_loop()
         if refresh:
             self._tokens.discard(key)
@@ -363,8 +379,9 @@ class Transport:
         deadline: Deadline,
         accept: tuple[str, ...],
         max_bytes: int,
+        store: CredentialStore,
     ) -> Response:
-        authorization = await self._authorization(host, repository, deadline, refresh=False)
+        authorization = await self._authorization(host, repository, deadline, store, refresh=False)
         response = await self._send(method, host, path, deadline, accept, max_bytes, authorization)
         if response.status == 401:
             challenges = parse_challenges(",".join(response.headers.getall("WWW-Authenticate", [])))
@@ -373,15 +390,18 @@ class Transport:
                 raise RegistryAuthError(f"{host} answered 401 without a usable auth challenge")
             had_auth = authorization is not None
             self._challenges[host] = next((c for c in usable if c.scheme == "bearer"), usable[0])
-            authorization = await self._authorization(host, repository, deadline, refresh=had_auth)
+            authorization = await self._authorization(
+                host, repository, deadline, store, refresh=had_auth
+            )
             response = await self._send(
                 method, host, path, deadline, accept, max_bytes, authorization
             )
             if response.status == 401:
                 challenge = self._challenges.get(host)
+                credentials = store.for_registry(host)
                 if challenge is not None:
-                    self._tokens.discard(self._token_key(challenge, repository))
-                if self.options.credentials.for_registry(host) is None:
+                    self._tokens.discard(self._token_key(challenge, repository, credentials))
+                if credentials is None:
                     raise RegistryAuthError(
                         f"{host} requires credentials to pull {repository} and none are configured"
                         " for it (use --registry-config)"

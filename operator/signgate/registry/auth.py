@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -96,6 +97,12 @@ class Credentials:
         kind = "identity-token" if self.identity_token else "password"
         return f"Credentials(username={user!r}, {kind}=***)"
 
+    @property
+    def identity(self) -> str:
+        """A short, non-reversible name for these credentials (for cache keys, never logged)."""
+        material = f"{self.username}\0{self.password}\0{self.identity_token}".encode()
+        return hashlib.sha256(material).hexdigest()[:16]
+
     def basic_header(self) -> str | None:
         """The ``Authorization: Basic`` value, if username and password are known."""
         if self.username is None or self.password is None:
@@ -123,6 +130,18 @@ class CredentialStore:
     def empty(cls) -> CredentialStore:
         """A store with no credentials: anonymous access everywhere."""
         return cls({})
+
+    def overlaid_on(self, fallback: CredentialStore) -> CredentialStore:
+        """These credentials, and ``fallback``'s for hosts these do not cover."""
+        return CredentialStore({**fallback.by_host, **self.by_host})
+
+    @property
+    def identity(self) -> str:
+        """Names this set of credentials in cache keys ("anonymous" when empty)."""
+        if not self.by_host:
+            return "anonymous"
+        parts = sorted(f"{host}={creds.identity}" for host, creds in self.by_host.items())
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def for_registry(self, registry: str) -> Credentials | None:
         """Credentials for ``registry`` as written in an image reference, if any."""
@@ -202,11 +221,11 @@ class TokenCache:
     """
 
     def __init__(self, *, max_entries: int = 1024, margin_seconds: float = 10.0) -> None:
-        self._entries: dict[tuple[str, str, str], CachedToken] = {}
+        self._entries: dict[tuple[str, str, str, str], CachedToken] = {}
         self._max_entries = max_entries
         self._margin = margin_seconds
 
-    def get(self, key: tuple[str, str, str], now: float) -> str | None:
+    def get(self, key: tuple[str, str, str, str], now: float) -> str | None:
         """A cached token still valid at loop time ``now``."""
         entry = self._entries.get(key)
         if entry is None:
@@ -216,13 +235,13 @@ class TokenCache:
             return None
         return entry.token
 
-    def put(self, key: tuple[str, str, str], token: str, expires_at: float) -> None:
+    def put(self, key: tuple[str, str, str, str], token: str, expires_at: float) -> None:
         """Remember ``token`` until ``expires_at`` (loop time)."""
         if key not in self._entries and len(self._entries) >= self._max_entries:
             del self._entries[next(iter(self._entries))]
         self._entries[key] = CachedToken(token, expires_at)
 
-    def discard(self, key: tuple[str, str, str]) -> None:
+    def discard(self, key: tuple[str, str, str, str]) -> None:
         """Forget a token the registry refused."""
         self._entries.pop(key, None)
 

@@ -24,6 +24,7 @@ from signgate.errors import (
 )
 from signgate.reference import Digest, ImageReference, parse_digest
 from signgate.registry._transport import RegistryOptions, Response, Transport, error_detail
+from signgate.registry.auth import CredentialStore
 from signgate.registry.oci import (
     ALL_MANIFEST_MEDIA_TYPES,
     INDEX_MEDIA_TYPES,
@@ -102,6 +103,7 @@ class RegistryClient:
         accept: tuple[str, ...] = (),
         max_bytes: int,
         method: str = "GET",
+        credentials: CredentialStore | None = None,
     ) -> Response:
         return await self._transport.request(
             method,
@@ -111,9 +113,12 @@ class RegistryClient:
             deadline=deadline,
             accept=accept,
             max_bytes=max_bytes,
+            credentials=credentials,
         )
 
-    async def resolve_digest(self, ref: ImageReference, deadline: Deadline) -> Digest:
+    async def resolve_digest(
+        self, ref: ImageReference, deadline: Deadline, *, credentials: CredentialStore | None = None
+    ) -> Digest:
         """The digest ``ref`` names: its own digest, or what its tag points at right now.
 
         HEAD first (free on Docker Hub's rate limit), GET when HEAD gives no usable digest.
@@ -128,7 +133,13 @@ class RegistryClient:
         path = f"{ref.repository}/manifests/{ref.tag}"
         limit = self.options.limits.max_manifest_bytes
         head = await self._get(
-            ref, path, deadline, accept=ALL_MANIFEST_MEDIA_TYPES, max_bytes=limit, method="HEAD"
+            ref,
+            path,
+            deadline,
+            accept=ALL_MANIFEST_MEDIA_TYPES,
+            max_bytes=limit,
+            method="HEAD",
+            credentials=credentials,
         )
         if head.status == 404:
             raise NotFoundError(f"{ref}: tag {ref.tag!r} not found in {ref.name}")
@@ -138,7 +149,14 @@ class RegistryClient:
                 return parse_digest(header)
             except InvalidReferenceError:
                 pass  # a digest we cannot use; fall back to GET and hash it ourselves
-        got = await self._get(ref, path, deadline, accept=ALL_MANIFEST_MEDIA_TYPES, max_bytes=limit)
+        got = await self._get(
+            ref,
+            path,
+            deadline,
+            accept=ALL_MANIFEST_MEDIA_TYPES,
+            max_bytes=limit,
+            credentials=credentials,
+        )
         if got.status == 404:
             raise NotFoundError(f"{ref}: tag {ref.tag!r} not found in {ref.name}")
         if got.status != 200:
@@ -158,6 +176,7 @@ class RegistryClient:
         deadline: Deadline,
         *,
         accept: tuple[str, ...] = ALL_MANIFEST_MEDIA_TYPES,
+        credentials: CredentialStore | None = None,
     ) -> FetchedManifest | None:
         """GET a manifest by digest or tag; None on 404.
 
@@ -169,7 +188,12 @@ class RegistryClient:
         """
         path = f"{repo.repository}/manifests/{reference}"
         response = await self._get(
-            repo, path, deadline, accept=accept, max_bytes=self.options.limits.max_manifest_bytes
+            repo,
+            path,
+            deadline,
+            accept=accept,
+            max_bytes=self.options.limits.max_manifest_bytes,
+            credentials=credentials,
         )
         if response.status == 404:
             return None
@@ -195,6 +219,7 @@ class RegistryClient:
         deadline: Deadline,
         *,
         max_bytes: int | None = None,
+        credentials: CredentialStore | None = None,
     ) -> bytes:
         """GET a blob by digest and check it hashes to that digest.
 
@@ -204,7 +229,11 @@ class RegistryClient:
         """
         limit = max_bytes if max_bytes is not None else self.options.limits.max_blob_bytes
         response = await self._get(
-            repo, f"{repo.repository}/blobs/{digest}", deadline, max_bytes=limit
+            repo,
+            f"{repo.repository}/blobs/{digest}",
+            deadline,
+            max_bytes=limit,
+            credentials=credentials,
         )
         if response.status == 404:
             raise NotFoundError(f"blob {digest} not found in {repo.name}")
@@ -214,7 +243,12 @@ class RegistryClient:
         return response.body
 
     async def list_referrers(
-        self, repo: ImageReference, digest: Digest, deadline: Deadline
+        self,
+        repo: ImageReference,
+        digest: Digest,
+        deadline: Deadline,
+        *,
+        credentials: CredentialStore | None = None,
     ) -> Referrers:
         """Everything that names ``digest`` as its subject: OCI 1.1 API, else the fallback tag.
 
@@ -231,12 +265,17 @@ class RegistryClient:
         first = True
         for _page in range(limits.max_referrer_pages):
             response = await self._get(
-                repo, url, deadline, accept=(OCI_INDEX,), max_bytes=limits.max_manifest_bytes
+                repo,
+                url,
+                deadline,
+                accept=(OCI_INDEX,),
+                max_bytes=limits.max_manifest_bytes,
+                credentials=credentials,
             )
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
             if response.status != 200 or content_type != OCI_INDEX:
                 if first and response.status in (200, 400, 404, 405, 406):
-                    return await self._referrers_from_tag(repo, digest, deadline)
+                    return await self._referrers_from_tag(repo, digest, deadline, credentials)
                 raise RegistryHTTPError(response.url, response.status, error_detail(response.body))
             first = False
             index = parse_index(
@@ -273,10 +312,14 @@ class RegistryClient:
         return None
 
     async def _referrers_from_tag(
-        self, repo: ImageReference, digest: Digest, deadline: Deadline
+        self,
+        repo: ImageReference,
+        digest: Digest,
+        deadline: Deadline,
+        credentials: CredentialStore | None,
     ) -> Referrers:
         fetched = await self.fetch_manifest(
-            repo, fallback_tag(digest), deadline, accept=INDEX_MEDIA_TYPES
+            repo, fallback_tag(digest), deadline, accept=INDEX_MEDIA_TYPES, credentials=credentials
         )
         if fetched is None:
             return Referrers((), "none")

@@ -83,12 +83,12 @@ def test_bad_docker_config_is_a_config_error(data: bytes, message: str) -> None:
 
 def test_token_cache_expires_with_margin_and_is_bounded() -> None:
     cache = TokenCache(max_entries=2, margin_seconds=10)
-    key = ("realm", "svc", "repository:a:pull")
+    key = ("realm", "svc", "repository:a:pull", "anonymous")
     cache.put(key, "t", expires_at=100.0)
     assert cache.get(key, now=80.0) == "t"
     assert cache.get(key, now=91.0) is None  # inside the margin: refetch rather than race expiry
-    cache.put(("r", "s", "1"), "a", 1e9)
-    cache.put(("r", "s", "2"), "b", 1e9)
-    cache.put(("r", "s", "3"), "c", 1e9)
+    cache.put(("r", "s", "1", "anonymous"), "a", 1e9)
+    cache.put(("r", "s", "2", "anonymous"), "b", 1e9)
+    cache.put(("r", "s", "3", "anonymous"), "c", 1e9)
     assert len(cache) == 2
-    assert cache.get(("r", "s", "1"), 0) is None
+    assert cache.get(("r", "s", "1", "anonymous"), 0) is None

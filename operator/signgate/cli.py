@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="signgate", description="Admit only images signed by signers you trust.")
     parser.add_argument("--version", action="version", version=f"signgate {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON object per line, with the admission request's uid when there is one",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     verify = commands.add_parser(
@@ -422,11 +428,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``signgate`` console script."""
     args = build_parser().parse_args(argv)
     base = logging.INFO if args.command == "serve" else logging.WARNING
-    logging.basicConfig(
-        level=base - 10 * min(args.verbose, 2),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter  # a Kopf dependency
+
+        handler.setFormatter(
+            JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True)
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=base - 10 * min(args.verbose, 2), handlers=[handler])
     try:
         if args.command == "verify":
             return asyncio.run(run_verify(args))

@@ -39,6 +39,14 @@ class _EngineCollector(Collector):
             "HTTP requests sent to registries and token endpoints",
             value=engine.client.requests_sent,
         )
+        responses = CounterMetricFamily(
+            "signgate_registry_responses",
+            "Registry and token endpoint answers by HTTP status ('error': no answer)",
+            labels=["status"],
+        )
+        for status, count in sorted(engine.client.responses.items()):
+            responses.add_metric([status], count)
+        yield responses
         entries = GaugeMetricFamily(
             "signgate_cache_entries", "Live cache entries", labels=["cache"]
         )

@@ -41,7 +41,7 @@ async def test_serve_admits_signed_and_denies_unsigned(
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
     cert.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "signgate", "serve", "--policy", str(policy),
+        sys.executable, "-m", "signgate", "--log-format", "json", "serve", "--policy", str(policy),
         "--tls-cert", str(tmp_path / "tls.crt"), "--tls-key", str(tmp_path / "tls.key"),
         "--address", "127.0.0.1", "--port", "0", "--insecure-registry", pusher.host,
         stderr=asyncio.subprocess.PIPE,
@@ -70,6 +70,11 @@ async def test_serve_admits_signed_and_denies_unsigned(
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10) == 0  # SIGTERM is a clean stop
+    assert proc.stderr is not None
+    records = [json.loads(line) for line in (await proc.stderr.read()).decode().splitlines()]
+    decisions = [r for r in records if "uid" in r]
+    assert [r["allowed"] for r in decisions] == [True, False]
+    assert decisions[1]["denied_images"][0].startswith(f"{pusher.host}/{name}@sha256:")
 
 
 async def test_serve_configuration_errors_exit_2(tmp_path: Path) -> None:

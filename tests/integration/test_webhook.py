@@ -391,6 +391,7 @@ async def test_health_readiness_and_metrics(start_webhook: StartWebhook, pusher:
     assert 'signgate_admissions_total{decision="allowed",webhook="validate"} 1.0' in text
     assert "signgate_verifications_total 1.0" in text
     assert "signgate_admission_duration_seconds_bucket" in text
+    assert 'signgate_registry_responses_total{status="200"}' in text
 
 
 async def test_registry_hanging_past_the_deadline_denies_naming_the_image(

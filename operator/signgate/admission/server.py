@@ -173,6 +173,15 @@ async def _review(request: web.Request, *, mutate: bool) -> web.Response:
         len(verdict.images) + len(verdict.pending),
         verdict.allowed,
         " dryRun" if req.dry_run else "",
+        extra={
+            "uid": req.uid,
+            "webhook": webhook,
+            "kind": req.kind.kind,
+            "namespace": req.namespace,
+            "object": req.name,
+            "allowed": verdict.allowed,
+            "denied_images": [d.pinned or d.image for d in verdict.images if not d.allowed],
+        },
     )
     return web.json_response(verdict.response)
 

@@ -17,6 +17,7 @@ import email.utils
 import json
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,6 +143,8 @@ class Transport:
         self._tokens = TokenCache()
         self._token_locks: dict[tuple[str, str, str, str], asyncio.Lock] = {}
         self.requests_sent = 0
+        self.responses: Counter[str] = Counter()
+        """Answers by HTTP status ("200", "429", ...), and "error" for no answer (metrics)."""
         """Every HTTP request sent, token requests included (benchmarks and tests read it)."""
 
     async def close(self) -> None:
@@ -325,10 +328,12 @@ class Transport:
                 async with self._client().request(
                     method, url, headers=headers, data=data, ssl=ssl_ctx, allow_redirects=False
                 ) as resp:
+                    self.responses[str(resp.status)] += 1
                     body = await self._read_capped(resp, limit, url)
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
             except aiohttp.ClientError as exc:
+                self.responses["error"] += 1
                 if attempt < self.options.limits.max_attempts:
                     await self._backoff(
                         attempt, None, deadline, realm, "token endpoint unreachable"
@@ -485,6 +490,15 @@ class Transport:
         self, method: str, url: str, host: str, headers: dict[str, str], max_bytes: int
     ) -> Response:
         self.requests_sent += 1
+        try:
+            return await self._exchange_counted(method, url, host, headers, max_bytes)
+        except aiohttp.ClientError:
+            self.responses["error"] += 1
+            raise
+
+    async def _exchange_counted(
+        self, method: str, url: str, host: str, headers: dict[str, str], max_bytes: int
+    ) -> Response:
         async with self._client().request(
             method,
             url,
@@ -492,6 +506,7 @@ class Transport:
             ssl=self._ssl_for(host),
             max_redirects=self.options.limits.max_redirects,
         ) as resp:
+            self.responses[str(resp.status)] += 1
             if resp.status >= 400:
                 body = await self._read_capped(
                     resp, self.options.limits.max_error_body_bytes, url, truncate_ok=True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
@@ -78,6 +79,11 @@ class RegistryClient:
     ) -> None:
         self.options = options or RegistryOptions()
         self._transport = Transport(self.options, session=session)
+
+    @property
+    def responses(self) -> Mapping[str, int]:
+        """Registry answers by HTTP status, and "error" for requests that got none."""
+        return self._transport.responses
 
     @property
     def requests_sent(self) -> int:

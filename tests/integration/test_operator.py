@@ -350,3 +350,42 @@ async def test_a_workloads_image_pull_secrets_open_a_private_registry(
         operator.url + "/validate", json=reviews.review(deployment)
     ) as resp:
         assert json.loads(await resp.read())["response"]["allowed"] is True
+
+
+async def test_service_account_pull_secrets_are_used(
+    kube: FakeCluster, operator: Running, registry_basic: RegistryServer, tmp_path: Path
+) -> None:
+    key = generate_key()
+    name = f"op/{secrets.token_hex(4)}"
+    async with Pusher.for_registry(registry_basic) as private:
+        digest = await private.push_random_image(name, "v1")
+        await signer.sign_legacy(private, name, digest, key)
+    await kube.create(trust_policy("private", key_spec(registry_basic.host, key)))
+    await kube.eventually(lambda: len(operator.source.current()) == 1)
+    config = registry_basic.docker_config(tmp_path / "config.json").read_bytes()
+    await kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "builder-creds", "namespace": "default"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64.b64encode(config).decode()},
+        }
+    )
+    await kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "builder", "namespace": "default"},
+            "imagePullSecrets": [{"name": "builder-creds"}],
+        }
+    )
+    pod = reviews.workload("Pod", reviews.pod_spec([f"{registry_basic.host}/{name}:v1"]))
+    pod["spec"]["serviceAccountName"] = "builder"
+    async with operator.session.post(operator.url + "/validate", json=reviews.review(pod)) as resp:
+        answer = json.loads(await resp.read())["response"]
+    assert answer["allowed"] is True, answer
+    # The same Pod under the default ServiceAccount has no way in.
+    del pod["spec"]["serviceAccountName"]
+    async with operator.session.post(operator.url + "/validate", json=reviews.review(pod)) as resp:
+        assert json.loads(await resp.read())["response"]["allowed"] is False

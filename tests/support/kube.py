@@ -145,6 +145,7 @@ SECRETS = Resource("", "v1", "secrets", "Secret", True)
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", True)
 EVENTS = Resource("", "v1", "events", "Event", True)
 PODS = Resource("", "v1", "pods", "Pod", True, frozenset({"status"}))
+SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount", True)
 TRUSTPOLICIES = Resource(
     "signgate.dev", "v1alpha1", "trustpolicies", "TrustPolicy", False, frozenset({"status"})
 )
@@ -176,6 +177,7 @@ DEFAULT_RESOURCES: tuple[Resource, ...] = (
     CONFIGMAPS,
     EVENTS,
     PODS,
+    SERVICEACCOUNTS,
     TRUSTPOLICIES,
     CRDS,
     VALIDATING_WEBHOOKS,

@@ -1,0 +1,40 @@
+{{- define "signgate.name" -}}signgate{{- end -}}
+{{- define "signgate.fullname" -}}
+{{- if contains "signgate" .Release.Name -}}
+{{ .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else -}}
+{{ .Release.Name | trunc 50 | trimSuffix "-" }}-signgate
+{{- end -}}
+{{- end -}}
+{{- define "signgate.labels" -}}
+app.kubernetes.io/name: signgate
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
+{{- end -}}
+{{- define "signgate.selector" -}}
+app.kubernetes.io/name: signgate
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{- define "signgate.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+{{- define "signgate.service" -}}{{ include "signgate.fullname" . }}{{- end -}}
+{{- define "signgate.tlsSecret" -}}{{ include "signgate.fullname" . }}-tls{{- end -}}
+{{/*
+The self-managed TLS material: a CA and a serving certificate for the Service's DNS names,
+generated once per render and shared by the Secret and the webhook configurations' caBundle.
+*/}}
+{{- define "signgate.selfTLS" -}}
+{{- $svc := include "signgate.service" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $ca := genCA (printf "%s-ca" $svc) 3650 -}}
+{{- $dns := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
+{{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) nil $dns 825 $ca -}}
+{{- dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) | toJson -}}
+{{- end -}}

@@ -1,0 +1,171 @@
+"""The Helm chart, rendered by the real helm: what it installs is what the product needs."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "signgate"
+HELM = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
+HELM = HELM / "helm-v3.17.2" / "helm"
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    if not HELM.is_file():
+        pytest.fail(f"helm is not installed at {HELM}: run scripts/install-helm", pytrace=False)
+    return subprocess.run([str(HELM), *args], capture_output=True, text=True, check=check)
+
+
+def render(*sets: str, namespace: str = "signgate") -> list[dict[str, Any]]:
+    args = ["template", "signgate", str(CHART), "--namespace", namespace]
+    for item in sets:
+        args += ["--set", item]
+    return [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (doc,) = [d for d in docs if d["kind"] == kind]
+    return doc
+
+
+def test_chart_lints() -> None:
+    result = helm("lint", str(CHART), "--strict")
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_deploy_manifests_match_the_chart() -> None:
+    committed = (ROOT / "deploy" / "signgate.yaml").read_text()
+    fresh = helm(
+        "template",
+        "signgate",
+        str(CHART),
+        "--namespace",
+        "signgate",
+        "--set",
+        "tls.mode=cert-manager",
+    ).stdout
+    assert fresh in committed, (
+        "deploy/signgate.yaml drifted from the chart: run scripts/render-deploy"
+    )
+
+
+def test_chart_ships_the_generated_crd() -> None:
+    generated = (ROOT / "deploy" / "crds" / "trustpolicies.signgate.dev.yaml").read_text()
+    assert (CHART / "crds" / "trustpolicies.signgate.dev.yaml").read_text() == generated, (
+        "charts/signgate/crds/ drifted: cp deploy/crds/trustpolicies.signgate.dev.yaml there"
+    )
+
+
+def test_webhook_configurations_fail_closed_and_exclude_system_namespaces() -> None:
+    docs = render("webhook.excludeNamespaces={monitoring}")
+    for kind, path in (
+        ("ValidatingWebhookConfiguration", "/validate"),
+        ("MutatingWebhookConfiguration", "/mutate"),
+    ):
+        (hook,) = by_kind(docs, kind)["webhooks"]
+        assert hook["failurePolicy"] == "Fail"
+        assert hook["sideEffects"] == "None"
+        assert hook["matchPolicy"] == "Equivalent"
+        assert hook["timeoutSeconds"] == 10
+        assert hook["admissionReviewVersions"] == ["v1"]
+        assert hook["clientConfig"]["service"]["path"] == path
+        (expression,) = hook["namespaceSelector"]["matchExpressions"]
+        assert expression["key"] == "kubernetes.io/metadata.name"
+        assert expression["operator"] == "NotIn"
+        assert set(expression["values"]) == {"kube-system", "signgate", "monitoring"}
+        resources = {r for rule in hook["rules"] for r in rule["resources"]}
+        assert {
+            "pods",
+            "pods/ephemeralcontainers",
+            "deployments",
+            "replicasets",
+            "statefulsets",
+            "daemonsets",
+            "jobs",
+            "cronjobs",
+            "replicationcontrollers",
+        } <= resources
+        assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in hook["rules"])
+    mutating = by_kind(docs, "MutatingWebhookConfiguration")["webhooks"][0]
+    assert mutating["reinvocationPolicy"] == "IfNeeded"
+
+
+def test_generated_certificate_matches_the_ca_bundle_and_the_service_name() -> None:
+    docs = render()
+    secret = by_kind(docs, "Secret")
+    ca = base64.b64decode(secret["data"]["ca.crt"])
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        bundle = by_kind(docs, kind)["webhooks"][0]["clientConfig"]["caBundle"]
+        assert base64.b64decode(bundle) == ca
+    ca_cert = x509.load_pem_x509_certificate(ca)
+    cert.verify_directly_issued_by(ca_cert)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "signgate.signgate.svc" in names.get_values_for_type(x509.DNSName)
+
+
+def test_pods_run_restricted_with_two_replicas_and_probes() -> None:
+    docs = render()
+    deployment = by_kind(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["affinity"]["podAntiAffinity"]
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert "--deadline=8" in container["args"]
+    assert container["resources"]["limits"]["memory"]
+    assert by_kind(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+def test_rbac_is_least_privilege() -> None:
+    rules = by_kind(render(), "ClusterRole")["rules"]
+    for rule in rules:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+    secrets = [r for r in rules if "secrets" in r["resources"]]
+    assert secrets and all(r["verbs"] == ["get"] for r in secrets)  # no list/watch of Secrets
+    assert not any(
+        "validatingwebhookconfigurations" in r["resources"]
+        or "mutatingwebhookconfigurations" in r["resources"]
+        for r in rules
+    )  # the chart owns the webhook configurations; the operator cannot rewrite them
+
+
+def test_options_render() -> None:
+    docs = render(
+        "tls.mode=cert-manager",
+        "serviceMonitor.enabled=true",
+        "networkPolicy.enabled=true",
+        "pullSecret=signgate/regcred",
+        "trustedRoot=placeholder-json",
+    )
+    kinds = {d["kind"] for d in docs}
+    assert {"Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "ConfigMap"} <= kinds
+    assert "Secret" not in kinds  # cert-manager writes it
+    args = by_kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--pull-secret=signgate/regcred" in args
+    assert "--trusted-root=/trusted-root/trusted_root.json" in args
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["webhook.failurePolicy=Maybe", "tls.mode=manual", "replicaCount=0", "pullSecret=x", "nope=1"],
+)
+def test_values_schema_rejects_mistakes(bad: str) -> None:
+    result = helm("template", "signgate", str(CHART), "--set", bad, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr

@@ -22,6 +22,7 @@ from support.vectors import vectors_dir
 
 if TYPE_CHECKING:
     from support.kube import FakeCluster
+    from support.kubeapi import KubeAPIServer
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +121,27 @@ async def kube() -> AsyncIterator[FakeCluster]:
 
     async with FakeCluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
+    """A real control plane for the session: etcd + kube-apiserver on 127.0.0.1 (no kubelet).
+
+    Started on first use, stopped by PID at session end. Missing binaries FAIL the requesting test
+    with ``scripts/install-kube-tools`` in the message (never a skip). Webhook configurations are
+    cluster-wide: register them with ``apiserver.webhooks(...)`` (removed at the end of the
+    ``with``) and create objects in ``apiserver.create_namespace()``.
+    """
+    from support.kubeapi import start_apiserver
+
+    try:
+        server = start_apiserver(tmp_path_factory.mktemp("kubeapi"))
+    except MissingToolError as exc:
+        missing = str(exc)
+    else:
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
+    pytest.fail(missing, pytrace=False)  # outside the except: no chained traceback

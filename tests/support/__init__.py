@@ -11,12 +11,13 @@ Modules:
     rawhttp      -- a minimal second client, used by proof tests to read back independently.
     tls          -- the session CA and loopback certificates.
     kube         -- a fake Kubernetes API (kmock's emulator, made stricter) and Kopf runners.
+    kubeapi      -- a real control plane (etcd + kube-apiserver on loopback), kubectl, webhooks.
 
 Fixtures (tests/conftest.py): ``registry`` (HTTP, anonymous), ``registry_basic`` (HTTPS +
 htpasswd), ``registry_token`` (HTTPS + Bearer tokens) -- one process each per session;
 ``pusher`` (for ``registry``), ``fault_proxy`` (in front of ``registry``), ``make_fault_proxy``
 (in front of any registry, optionally TLS), ``tls_ca``, ``kube`` (a fresh fake Kubernetes API
-per test).
+per test), ``apiserver`` (a real kube-apiserver, one per session).
 
 Typical use::
 

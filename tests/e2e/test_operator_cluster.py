@@ -1,0 +1,145 @@
+"""End to end, operator mode: TrustPolicies applied with kubectl to a real kube-apiserver are
+indexed by signgate's Kopf operator, whose webhook then decides ``kubectl apply``."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import ssl
+import threading
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kopf
+import trustme
+
+from signgate.admission.server import ServerSettings
+from signgate.kube.api import KubeApi
+from signgate.kube.run import run_operator
+from signgate.kube.source import ClusterPolicySource
+from signgate.registry import RegistryClient, RegistryOptions
+from signgate.verifier import Verifier
+from support import signer
+from support.formats import generate_key, public_key_pem
+from support.kube import eventually, operator_thread
+from support.kubeapi import KubeAPIServer
+from support.push import Pusher
+from support.registry import RegistryServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def connection(apiserver: KubeAPIServer) -> kopf.ConnectionInfo:
+    import yaml
+
+    config = yaml.safe_load(Path(apiserver.kubeconfig).read_text())
+    user = config["users"][0]["user"]
+    return kopf.ConnectionInfo(
+        server=apiserver.url,
+        ca_data=config["clusters"][0]["cluster"]["certificate-authority-data"],
+        certificate_data=user["client-certificate-data"],
+        private_key_data=user["client-key-data"],
+        default_namespace="default",
+    )
+
+
+async def test_policies_applied_with_kubectl_decide_kubectl_apply(
+    apiserver: KubeAPIServer,
+    registry: RegistryServer,
+    pusher: Pusher,
+    tls_ca: trustme.CA,
+    tmp_path: Path,
+) -> None:
+    apiserver.kubectl(
+        "apply", "-f", str(ROOT / "deploy/crds/trustpolicies.signgate.dev.yaml"), check=True
+    )
+    apiserver.kubectl(
+        "wait", "--for=condition=Established", "crd/trustpolicies.signgate.dev", check=True
+    )
+    key = generate_key()
+    name = f"e2e/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    await pusher.push_random_image(name, "unsigned")
+    await signer.sign_bundle_v3(pusher, name, digest, key)
+    policy_name = f"release-{secrets.token_hex(3)}"
+    pem = "\n".join(
+        "          " + line for line in public_key_pem(key).decode().strip().splitlines()
+    )
+
+    cert = tls_ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
+    server = ServerSettings(tmp_path / "tls.crt", tmp_path / "tls.key", "127.0.0.1", 0, 8.0)
+    info = connection(apiserver)
+    kopf_registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=kopf_registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return info
+
+    serving = threading.Event()
+    found: dict[str, Any] = {}
+
+    def on_serving(port: int, source: ClusterPolicySource) -> None:
+        found.update(port=port, source=source)
+        serving.set()
+
+    async def main(stop: asyncio.Event) -> None:
+        options = RegistryOptions(insecure_hosts=frozenset({registry.host}))
+        async with RegistryClient(options) as client:
+            await run_operator(
+                engine=Verifier(client),
+                server=server,
+                stop=stop,
+                registry=kopf_registry,
+                api=KubeApi(info),
+                secret_namespace="default",
+                on_serving=on_serving,
+            )
+
+    async with operator_thread(main):
+        assert await asyncio.to_thread(serving.wait, 30), "the webhook did not start"
+        port, source = found["port"], found["source"]
+        context = ssl.create_default_context()
+        tls_ca.configure_trust(context)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+
+            async def ready() -> bool:
+                async with session.get(f"https://127.0.0.1:{port}/readyz") as resp:
+                    return resp.status == 200
+
+            await eventually(ready, timeout=30, message="policies never loaded")
+
+        apiserver.apply(
+            "apiVersion: signgate.dev/v1alpha1\nkind: TrustPolicy\n"
+            f"metadata: {{name: {policy_name}}}\n"
+            f'spec:\n  images: ["{pusher.host}/e2e/**"]\n  authorities:\n'
+            f"    - name: release-key\n      key:\n        pem: |\n{pem}\n"
+        )
+        await eventually(lambda: any(p.name == policy_name for p in source.current()), timeout=15)
+        namespace = apiserver.create_namespace("op")
+        with apiserver.webhooks(ca_bundle=tls_ca.cert_pem.bytes(), port=port):
+            for tag, allowed in (("v1", True), ("unsigned", False)):
+                image = f"{pusher.host}/{name}:{tag}"
+                manifest = (
+                    "apiVersion: v1\nkind: Pod\n"
+                    f"metadata: {{name: p-{tag}, namespace: {namespace}}}\n"
+                    f"spec:\n  containers:\n    - name: app\n      image: {image}\n"
+                )
+                result = await asyncio.to_thread(
+                    apiserver.apply, manifest, namespace=namespace, check=False
+                )
+                assert (result.returncode == 0) is allowed, result.stderr
+                if not allowed:
+                    assert f"TrustPolicy '{policy_name}'" in result.stderr
+
+        async def status_ready() -> bool:
+            body = await asyncio.to_thread(apiserver.get_json, "trustpolicy", policy_name)
+            conditions = body.get("status", {}).get("conditions") or []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+        await eventually(status_ready, timeout=15, message="status never written")
+        printed = apiserver.kubectl("get", "trustpolicies", policy_name, check=True).stdout
+        assert "Enforce" in printed and "True" in printed  # the printer columns
+        apiserver.kubectl("delete", "trustpolicy", policy_name, "--wait=false", check=True)

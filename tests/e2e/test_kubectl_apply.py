@@ -113,6 +113,14 @@ async def test_kubectl_apply_is_denied_for_unsigned_and_pinned_for_signed(
         good_deployment = await asyncio.to_thread(run, deployment(namespace, "web", signed))
         assert good_deployment.returncode == 0, good_deployment.stderr
 
+        # An ephemeral debug container is an image too (`kubectl debug`).
+        debug = await asyncio.to_thread(
+            apiserver.kubectl,
+            "debug", "signed", "-n", namespace, f"--image={unsigned}", "--container=dbg",
+        )  # fmt: skip
+        assert debug.returncode != 0
+        assert "signgate denied" in debug.stderr
+
         # A server-side dry run is answered the same way.
         dry = await asyncio.to_thread(
             apiserver.kubectl,

@@ -134,12 +134,33 @@ async def test_policies_applied_with_kubectl_decide_kubectl_apply(
                 if not allowed:
                     assert f"TrustPolicy '{policy_name}'" in result.stderr
 
-        async def status_ready() -> bool:
-            body = await asyncio.to_thread(apiserver.get_json, "trustpolicy", policy_name)
-            conditions = body.get("status", {}).get("conditions") or []
-            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+            attempt = 0
 
-        await eventually(status_ready, timeout=15, message="status never written")
-        printed = apiserver.kubectl("get", "trustpolicies", policy_name, check=True).stdout
-        assert "Enforce" in printed and "True" in printed  # the printer columns
-        apiserver.kubectl("delete", "trustpolicy", policy_name, "--wait=false", check=True)
+            async def decision(expected: str) -> bool:
+                nonlocal attempt
+                attempt += 1
+                manifest = (
+                    "apiVersion: v1\nkind: Pod\n"
+                    f"metadata: {{name: q-{attempt}, namespace: {namespace}}}\n"
+                    f"spec:\n  containers:\n    - name: app\n      image: {pusher.host}/{name}:v1\n"
+                )
+                result = await asyncio.to_thread(
+                    apiserver.apply, manifest, namespace=namespace, check=False
+                )
+                return result.returncode != 0 and expected in result.stderr
+
+            # Change the policy (another key): the signed image no longer passes, no restart.
+            other = "\n".join(
+                "          " + line
+                for line in public_key_pem(generate_key()).decode().strip().splitlines()
+            )
+            apiserver.apply(
+                "apiVersion: signgate.dev/v1alpha1\nkind: TrustPolicy\n"
+                f"metadata: {{name: {policy_name}}}\n"
+                f'spec:\n  images: ["{pusher.host}/e2e/**"]\n  authorities:\n'
+                f"    - name: release-key\n      key:\n        pem: |\n{other}\n"
+            )
+            await eventually(lambda: decision("does not verify with key"), timeout=15)
+            # Delete it: nothing governs the image any more, which is a denial by default.
+            apiserver.kubectl("delete", "trustpolicy", policy_name, check=True)
+            await eventually(lambda: decision("no TrustPolicy governs"), timeout=15)

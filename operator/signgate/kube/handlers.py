@@ -148,7 +148,7 @@ def register_handlers(
     if login:
 
         @kopf.on.login(registry=registry, id="login")
-        def authenticate(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        async def authenticate(**kwargs: Any) -> kopf.ConnectionInfo | None:
             # In a Pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config.
             info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
             if info is not None:
@@ -168,18 +168,21 @@ def register_handlers(
         return {name: await entry_of(body)}
 
     @kopf.index("", "v1", "namespaces", registry=registry, id="namespaces")
-    def index_namespace(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+    async def index_namespace(
+        name: str, labels: kopf.Labels, **_: Any
+    ) -> dict[str, dict[str, str]]:
         return {name: dict(labels)}
 
     @kopf.on.startup(registry=registry, id="attach-indices")
-    def attach(**kwargs: Any) -> None:
+    async def attach(**kwargs: Any) -> None:
         # Kopf passes each index as a keyword argument named after its handler id.
         source.attach(policies=kwargs["trustpolicies"], namespaces=kwargs["namespaces"])
 
+    # All handlers are coroutines: Kopf runs sync ones in a thread pool, which is not needed here.
     # Kopf runs regular handlers only once every index has its initial listing, and every
     # cluster has namespaces: the first namespace event therefore means "policies loaded".
     @kopf.on.event("", "v1", "namespaces", registry=registry, id="policies-loaded")
-    def loaded(**_: Any) -> None:
+    async def loaded(**_: Any) -> None:
         source.mark_ready()
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="status")

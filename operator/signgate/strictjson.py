@@ -65,3 +65,20 @@ def loads(raw: bytes | str, *, what: str, error: ErrorType) -> object:
     # and the interpreter's int-digits limit.
     except (ValueError, RecursionError) as exc:
         raise error(f"{what} is not valid JSON: {truncate(str(exc), 120)}") from exc
+
+
+def json_kind(value: object) -> str:
+    """Name a decoded JSON value's type the way a JSON user would."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__  # pragma: no cover - json only produces the types above

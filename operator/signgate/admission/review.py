@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from signgate.errors import AdmissionRequestError, truncate
-from signgate.strictjson import loads
+from signgate.strictjson import json_kind, loads
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -112,20 +112,6 @@ def _loads(body: bytes) -> object:
     return loads(body, what="AdmissionReview", error=AdmissionRequestError)
 
 
-def _json_kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
 def _describe(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
     first = errors[0]
@@ -158,9 +144,7 @@ def parse_review(body: bytes, *, max_bytes: int = MAX_REVIEW_BYTES) -> Admission
         raise AdmissionRequestError("AdmissionReview body is empty")
     data = _loads(body)
     if not isinstance(data, dict):
-        raise AdmissionRequestError(
-            f"AdmissionReview must be a JSON object, got {_json_kind(data)}"
-        )
+        raise AdmissionRequestError(f"AdmissionReview must be a JSON object, got {json_kind(data)}")
     api_version = data.get("apiVersion")
     if api_version == "admission.k8s.io/v1beta1":
         raise AdmissionRequestError(

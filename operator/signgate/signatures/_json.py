@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 
 from signgate.errors import SigngateError, truncate
+from signgate.strictjson import json_kind as kind
 from signgate.strictjson import loads as loads  # one strict loader for the whole project
 
 ErrorType = type[SigngateError]
@@ -86,23 +87,6 @@ def parse_int64(value: object, *, path: str, error: ErrorType, minimum: int = IN
     if number < minimum:
         raise error(f"{path}: {number} is below the minimum {minimum}")
     return number
-
-
-def kind(value: object) -> str:
-    """Name a decoded JSON value's type the way a JSON user would."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__  # pragma: no cover - json only produces the types above
 
 
 def check_text(value: str, *, path: str, error: ErrorType) -> str:

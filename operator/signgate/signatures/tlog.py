@@ -22,6 +22,7 @@ from signgate.errors import BundleFormatError, TransparencyLogError, truncate
 from signgate.signatures import _checkpoint, _json, _merkle
 from signgate.signatures._entry_body import verify_body
 from signgate.signatures.trusted_root import TrustedRoot
+from signgate.strictjson import json_kind
 
 _LOG_ID_HEX = re.compile(r"[0-9a-f]{64}")
 # datetime cannot go past year 9999; a later integratedTime is nonsense anyway.
@@ -114,7 +115,7 @@ def _parse_proof(proof: _json.JsonObject) -> InclusionProof:
 
 def _hash(value: object, path: str) -> bytes:
     if not isinstance(value, str):
-        raise BundleFormatError(f"{path}: expected a base64 string, got {_json.kind(value)}")
+        raise BundleFormatError(f"{path}: expected a base64 string, got {json_kind(value)}")
     decoded = _json.b64decode(value, path=path, error=BundleFormatError)
     if len(decoded) != _merkle.HASH_SIZE:
         raise BundleFormatError(f"{path}: {len(decoded)} bytes, expected {_merkle.HASH_SIZE}")

@@ -1,0 +1,123 @@
+"""The real cosign v3 signs; signgate verifies. Same key, same image, same registry, and the
+verdict compared with ``cosign verify`` itself (the first step of the interoperability matrix).
+
+Everything stays on this machine: ``--tlog-upload=false`` with ``--use-signing-config=false``
+(cosign v3 refuses the former with its default signing config, which names the public Rekor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from signgate.signatures.cosign_key import load_cosign_private_key
+from signgate.signatures.keys import PublicKey, load_public_key_pem
+from support.push import Pusher
+
+TOOLS = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
+COSIGN = TOOLS / "cosign-v3.1.2" / "cosign"
+
+
+@pytest.fixture(scope="module")
+def cosign_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not COSIGN.is_file():
+        pytest.fail(
+            f"cosign is not installed at {COSIGN}: run scripts/install-cosign", pytrace=False
+        )
+    home = tmp_path_factory.mktemp("cosign")
+    run_cosign(home, "generate-key-pair")
+    return home
+
+
+def run_cosign(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, COSIGN_PASSWORD="", HOME=str(home), TUF_ROOT=str(home / "tuf"))
+    env.pop("DOCKER_CONFIG", None)
+    result = subprocess.run(
+        [str(COSIGN), *args],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"cosign {' '.join(args)} failed: {result.stderr[-2000:]}")
+    return result
+
+
+def cosign_sign(home: Path, image: str, *extra: str) -> None:
+    run_cosign(
+        home, "sign", "--key", "cosign.key", "--tlog-upload=false", "--use-signing-config=false",
+        "--allow-insecure-registry", "--yes", *extra, image,
+    )  # fmt: skip
+
+
+def cosign_verify(home: Path, image: str, key: str = "cosign.pub") -> bool:
+    result = run_cosign(
+        home, "verify", "--key", key, "--insecure-ignore-tlog", "--allow-insecure-registry", image,
+        check=False,
+    )  # fmt: skip
+    return result.returncode == 0
+
+
+async def signgate_verify(image: str, key: Path, registry: str) -> dict[str, object]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "signgate", "verify", "--key", str(key), image,
+        "--insecure-registry", registry, "--output", "json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode in (0, 1), err.decode()
+    record: dict[str, object] = json.loads(out)
+    assert record["allowed"] is (proc.returncode == 0)
+    return record
+
+
+def test_cosign_generated_key_pair_is_readable(cosign_home: Path) -> None:
+    private = load_cosign_private_key((cosign_home / "cosign.key").read_bytes(), b"")
+    public = load_public_key_pem((cosign_home / "cosign.pub").read_bytes())
+    assert PublicKey.from_key(private.public_key()) == public
+
+
+@pytest.mark.parametrize(
+    ("extra", "fmt"),
+    [((), "sigstore bundle"), (("--new-bundle-format=false",), "cosign .sig tag")],
+    ids=["v3-bundle", "v3-legacy"],
+)
+async def test_cosign_v3_signatures_verify_and_agree_with_cosign(
+    cosign_home: Path, pusher: Pusher, tmp_path: Path, extra: tuple[str, ...], fmt: str
+) -> None:
+    name = f"cosign/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    image = f"{pusher.host}/{name}@{digest}"
+    await asyncio.to_thread(cosign_sign, cosign_home, image, *extra)
+    record = await signgate_verify(image, cosign_home / "cosign.pub", pusher.host)
+    assert record["allowed"] is True, record["reasons"]
+    authorities = record["authorities"]
+    assert isinstance(authorities, list)
+    assert authorities[0]["format"] == fmt
+    assert await asyncio.to_thread(cosign_verify, cosign_home, image)
+
+    # Another key: both refuse.
+    other = tmp_path
+    await asyncio.to_thread(run_cosign, other, "generate-key-pair")
+    refused = await signgate_verify(image, other / "cosign.pub", pusher.host)
+    assert refused["allowed"] is False
+    assert not await asyncio.to_thread(cosign_verify, cosign_home, image, str(other / "cosign.pub"))
+
+
+async def test_unsigned_image_is_refused_by_both(cosign_home: Path, pusher: Pusher) -> None:
+    name = f"cosign/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    image = f"{pusher.host}/{name}@{digest}"
+    record = await signgate_verify(image, cosign_home / "cosign.pub", pusher.host)
+    assert record["allowed"] is False
+    assert not await asyncio.to_thread(cosign_verify, cosign_home, image)

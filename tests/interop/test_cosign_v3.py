@@ -8,17 +8,16 @@ Everything stays on this machine: ``--tlog-upload=false`` with ``--use-signing-c
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from signgate.signatures.cosign_key import load_cosign_private_key
 from signgate.signatures.keys import PublicKey, load_public_key_pem
+from support.cli import signgate_verify
 from support.push import Pusher
 
 TOOLS = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
@@ -66,19 +65,6 @@ def cosign_verify(home: Path, image: str, key: str = "cosign.pub") -> bool:
         check=False,
     )  # fmt: skip
     return result.returncode == 0
-
-
-async def signgate_verify(image: str, key: Path, registry: str) -> dict[str, object]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "signgate", "verify", "--key", str(key), image,
-        "--insecure-registry", registry, "--output", "json",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await proc.communicate()
-    assert proc.returncode in (0, 1), err.decode()
-    record: dict[str, object] = json.loads(out)
-    assert record["allowed"] is (proc.returncode == 0)
-    return record
 
 
 def test_cosign_generated_key_pair_is_readable(cosign_home: Path) -> None:

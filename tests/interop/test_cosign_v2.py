@@ -1,0 +1,84 @@
+"""The real cosign v2.6.5 signs (legacy ``.sig`` tag, and ``--registry-referrers-mode=oci-1-1``);
+signgate verifies, and agrees with ``cosign verify``. Nothing leaves the machine
+(``--tlog-upload=false``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_cosign_v3 import signgate_verify
+
+from support.push import Pusher
+
+TOOLS = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
+COSIGN2 = TOOLS / "cosign-v2.6.5" / "cosign"
+
+
+def cosign2(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    if not COSIGN2.is_file():
+        pytest.fail(
+            f"cosign v2 is not installed at {COSIGN2}: run scripts/install-cosign", pytrace=False
+        )
+    env = dict(
+        os.environ,
+        COSIGN_PASSWORD="",
+        HOME=str(home),
+        TUF_ROOT=str(home / "tuf"),
+        COSIGN_EXPERIMENTAL="1",
+    )
+    result = subprocess.run(
+        [str(COSIGN2), *args],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"cosign {' '.join(args)} failed: {result.stderr[-2000:]}")
+    return result
+
+
+@pytest.mark.parametrize(
+    ("sign_extra", "verify_extra", "fmt"),
+    [
+        ((), (), "cosign .sig tag"),
+        (
+            ("--registry-referrers-mode=oci-1-1",),
+            ("--experimental-oci11",),
+            "cosign OCI 1.1 referrer",
+        ),
+    ],
+    ids=["v2-legacy", "v2-oci11-referrer"],
+)
+async def test_cosign_v2_signatures_verify_and_agree_with_cosign(
+    pusher: Pusher,
+    tmp_path: Path,
+    sign_extra: tuple[str, ...],
+    verify_extra: tuple[str, ...],
+    fmt: str,
+) -> None:
+    await asyncio.to_thread(cosign2, tmp_path, "generate-key-pair")
+    name = f"cosign2/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    image = f"{pusher.host}/{name}@{digest}"
+    await asyncio.to_thread(
+        cosign2, tmp_path, "sign", "--key", "cosign.key", "--tlog-upload=false",
+        "--allow-insecure-registry", "--yes", *sign_extra, image,
+    )  # fmt: skip
+    record = await signgate_verify(image, tmp_path / "cosign.pub", pusher.host)
+    assert record["allowed"] is True, record["reasons"]
+    authorities = record["authorities"]
+    assert isinstance(authorities, list)
+    assert authorities[0]["format"] == fmt
+    verified = await asyncio.to_thread(
+        cosign2, tmp_path, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog",
+        "--allow-insecure-registry", *verify_extra, image, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr[-1000:]

@@ -111,20 +111,30 @@ async def watch_secret_keys(
     """
     while True:
         await asyncio.sleep(interval)
-        for entry in source.entries():
-            if entry.key_fingerprint is None or not api.connected:
-                continue
-            resolved, errors = await resolve_secret_keys(api, entry.secret_refs, default_namespace)
-            fingerprint = _fingerprint(resolved, errors)
-            if fingerprint == entry.key_fingerprint:
-                continue
-            log.info("keys of TrustPolicy %r changed in their Secrets; re-indexing", entry.name)
-            try:
-                await api.annotate(
-                    f"/apis/{GROUP}/{VERSION}/{PLURAL}/{entry.name}", {KEYS_ANNOTATION: fingerprint}
-                )
-            except KubeApiError as exc:
-                log.warning("could not mark TrustPolicy %r for re-indexing: %s", entry.name, exc)
+        try:
+            await _recheck_secret_keys(source, api, default_namespace)
+        except Exception:
+            log.exception("re-reading Secret-held keys failed; trying again in %.0fs", interval)
+
+
+async def _recheck_secret_keys(
+    source: ClusterPolicySource, api: KubeApi, default_namespace: str
+) -> None:
+    """One pass of `watch_secret_keys`."""
+    for entry in source.entries():
+        if entry.key_fingerprint is None or not api.connected:
+            continue
+        resolved, errors = await resolve_secret_keys(api, entry.secret_refs, default_namespace)
+        fingerprint = _fingerprint(resolved, errors)
+        if fingerprint == entry.key_fingerprint:
+            continue
+        log.info("keys of TrustPolicy %r changed in their Secrets; re-indexing", entry.name)
+        try:
+            await api.annotate(
+                f"/apis/{GROUP}/{VERSION}/{PLURAL}/{entry.name}", {KEYS_ANNOTATION: fingerprint}
+            )
+        except KubeApiError as exc:
+            log.warning("could not mark TrustPolicy %r for re-indexing: %s", entry.name, exc)
 
 
 def register_handlers(

@@ -85,27 +85,24 @@ def policy_entry(
     name = str(metadata.get("name", "?"))
     generation = metadata.get("generation")
     document = {key: body.get(key) for key in ("apiVersion", "kind", "metadata", "spec")}
+    spec = body.get("spec")
+    raw_spec: Mapping[str, Any] = spec if isinstance(spec, Mapping) else {}
     try:
         model = TrustPolicy.model_validate(document)
     except ValidationError as exc:
         error = describe_validation_error(exc)
-        return PolicyEntry(name, None, error, generation, 0)
+        broken = broken_policy(name, raw_spec, error, generation=generation, source="cluster")
+        return PolicyEntry(name, broken, error, generation, 0)
     authorities = len(model.spec.authorities)
     if key_errors:
         error = "; ".join(key_errors)
-        return PolicyEntry(
-            name, broken_policy(model, error, source="cluster"), error, generation, authorities
-        )
+        broken = broken_policy(name, raw_spec, error, generation=generation, source="cluster")
+        return PolicyEntry(name, broken, error, generation, authorities)
     try:
         compiled = compile_policy(model, source="cluster", resolved_keys=resolved_keys)
     except PolicyError as exc:
-        return PolicyEntry(
-            name,
-            broken_policy(model, str(exc), source="cluster"),
-            str(exc),
-            generation,
-            authorities,
-        )
+        broken = broken_policy(name, raw_spec, str(exc), generation=generation, source="cluster")
+        return PolicyEntry(name, broken, str(exc), generation, authorities)
     return PolicyEntry(name, compiled, None, generation, authorities)
 
 

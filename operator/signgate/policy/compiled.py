@@ -11,7 +11,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import ValidationError
 
 from signgate.errors import InvalidReferenceError, KeyFormatError, PolicyError
 from signgate.policy.model import Authority, LabelSelector, TrustPolicy
@@ -171,31 +173,51 @@ def compile_policy(
     )
 
 
-def broken_policy(policy: TrustPolicy, error: str, *, source: str = "") -> CompiledPolicy:
+def _patterns(raw: object) -> tuple[ImagePattern, ...]:
+    compiled: list[ImagePattern] = []
+    for text in raw if isinstance(raw, list) else ():
+        try:
+            compiled.append(compile_pattern(text) if isinstance(text, str) else compile_pattern(""))
+        except PolicyError:
+            continue  # a pattern that names nothing cannot be enforced; the rest still are
+    return tuple(compiled)
+
+
+def broken_policy(
+    name: str,
+    spec: Mapping[str, Any],
+    error: str,
+    *,
+    generation: int | None = None,
+    source: str = "",
+) -> CompiledPolicy:
     """A policy that cannot be compiled, kept so that the images it governs are denied with why.
 
-    Its image patterns are used if they compile; if even they do not, it governs nothing (its
-    images then fall to the unmatched rule, which denies by default).
+    Built from the raw ``spec`` so that even a policy that fails validation keeps governing what
+    its image patterns name: dropping it would silently remove a constraint that other policies'
+    AND does not replace. Every part that cannot be read errs towards governing more: an exclude
+    pattern or namespaceSelector that does not parse is ignored, an unknown mode is Enforce. Only
+    image patterns that do not compile are dropped (they name nothing); if none is left, the
+    policy governs nothing and its images fall to the unmatched rule (deny by default).
     """
+    mode: Mode = spec.get("mode") if spec.get("mode") in ("Warn", "Audit") else "Enforce"  # type: ignore[assignment]
     try:
-        images = tuple(compile_pattern(p) for p in policy.spec.images)
-        excludes = tuple(compile_pattern(p) for p in policy.spec.exclude_images)
-    except PolicyError:
-        images, excludes = (), ()
+        selector = LabelSelector.model_validate(spec.get("namespaceSelector") or {})
+    except ValidationError:
+        selector = None
     fingerprint = json.dumps(
-        {"name": policy.metadata.name, "error": error, "spec": policy.spec.model_dump(mode="json")},
-        sort_keys=True,
+        {"name": name, "error": error, "spec": spec}, sort_keys=True, default=str
     )
     return CompiledPolicy(
-        name=policy.metadata.name,
-        generation=policy.metadata.generation,
-        mode=policy.spec.mode,
-        images=images,
-        exclude_images=excludes,
+        name=name,
+        generation=generation,
+        mode=mode,
+        images=_patterns(spec.get("images")),
+        exclude_images=_patterns(spec.get("excludeImages")),
         authorities=(),
-        threshold=policy.spec.threshold,
+        threshold=1,
         required=frozenset(),
-        namespace_selector=policy.spec.namespace_selector,
+        namespace_selector=selector if spec.get("namespaceSelector") else None,
         source=source,
         identity="broken:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:32],
         error=error,

@@ -43,8 +43,33 @@ def test_entries_compile_or_keep_their_error() -> None:
     assert broken.policy is not None and broken.policy.error is not None
     assert broken.policy.governs("r.example/app")
     shapeless = policy_entry(body({"images": []}))
-    assert shapeless.policy is None
+    assert shapeless.policy is not None
+    assert shapeless.policy.images == ()  # nothing to govern: its images fall to "unmatched"
     assert "spec.images" in (shapeless.error or "")
+
+
+def test_a_policy_that_fails_validation_still_governs_its_images() -> None:
+    # Dropping it would silently remove a constraint that AND across policies relies on.
+    invalid = policy_entry(
+        body(
+            {
+                "images": ["r.example/prod/**", "NOT A PATTERN"],
+                "excludeImages": ["also bad!"],
+                "mode": "enforce",
+                "threshold": 5,
+                "authorities": [{"name": "k", "key": {"pem": PEM}}],
+            }
+        )
+    )
+    policy = invalid.policy
+    assert policy is not None
+    assert policy.error is not None
+    assert "spec.mode" in policy.error
+    assert policy.mode == "Enforce"  # an unreadable mode errs towards enforcing
+    assert policy.governs("r.example/prod/app")
+    assert not policy.governs("r.example/dev/app")
+    warn = policy_entry(body({"images": ["r.example/**"], "mode": "Warn", "threshold": 0}))
+    assert warn.policy is not None and warn.policy.mode == "Warn"
 
 
 def test_status_keeps_transition_time_while_the_state_holds() -> None:

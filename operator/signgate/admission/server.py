@@ -141,12 +141,14 @@ async def _review(request: web.Request, *, mutate: bool) -> web.Response:
     policies: PolicySource = request.app[_POLICIES]  # type: ignore[assignment]
     credentials_for = request.app.get(_CREDENTIALS_FOR)
     credentials = await credentials_for(review.request) if callable(credentials_for) else None
+    # One deadline for the whole request: time spent reading pull secrets is not given back.
+    remaining = request.app[_SETTINGS].deadline_seconds - (time.perf_counter() - started)
     verdict = await decide_review(
         review.request,
         mutate=mutate,
         engine=request.app[_ENGINE],
         policies=policies,
-        deadline_seconds=request.app[_SETTINGS].deadline_seconds,
+        deadline_seconds=max(remaining, 0.05),
         credentials=credentials,
     )
     metrics.admissions.labels(webhook, "allowed" if verdict.allowed else "denied").inc()

@@ -5,44 +5,19 @@ signgate verifies, and agrees with ``cosign verify``. Nothing leaves the machine
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import subprocess
 from pathlib import Path
 
 import pytest
-from test_cosign_v3 import signgate_verify
 
+from support import cli
+from support.cli import signgate_verify
 from support.push import Pusher
-
-TOOLS = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
-COSIGN2 = TOOLS / "cosign-v2.6.5" / "cosign"
 
 
 def cosign2(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    if not COSIGN2.is_file():
-        pytest.fail(
-            f"cosign v2 is not installed at {COSIGN2}: run scripts/install-cosign", pytrace=False
-        )
-    env = dict(
-        os.environ,
-        COSIGN_PASSWORD="",
-        HOME=str(home),
-        TUF_ROOT=str(home / "tuf"),
-        COSIGN_EXPERIMENTAL="1",
-    )
-    result = subprocess.run(
-        [str(COSIGN2), *args],
-        cwd=home,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"cosign {' '.join(args)} failed: {result.stderr[-2000:]}")
-    return result
+    return cli.run_cosign("v2.6.5", home, *args, check=check)
 
 
 @pytest.mark.parametrize(

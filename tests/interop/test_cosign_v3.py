@@ -8,7 +8,6 @@ Everything stays on this machine: ``--tlog-upload=false`` with ``--use-signing-c
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import subprocess
 from pathlib import Path
@@ -17,39 +16,20 @@ import pytest
 
 from signgate.signatures.cosign_key import load_cosign_private_key
 from signgate.signatures.keys import PublicKey, load_public_key_pem
+from support import cli
 from support.cli import signgate_verify
 from support.push import Pusher
-
-TOOLS = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
-COSIGN = TOOLS / "cosign-v3.1.2" / "cosign"
 
 
 @pytest.fixture(scope="module")
 def cosign_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not COSIGN.is_file():
-        pytest.fail(
-            f"cosign is not installed at {COSIGN}: run scripts/install-cosign", pytrace=False
-        )
     home = tmp_path_factory.mktemp("cosign")
     run_cosign(home, "generate-key-pair")
     return home
 
 
 def run_cosign(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COSIGN_PASSWORD="", HOME=str(home), TUF_ROOT=str(home / "tuf"))
-    env.pop("DOCKER_CONFIG", None)
-    result = subprocess.run(
-        [str(COSIGN), *args],
-        cwd=home,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"cosign {' '.join(args)} failed: {result.stderr[-2000:]}")
-    return result
+    return cli.run_cosign("v3.1.2", home, *args, check=check)
 
 
 def cosign_sign(home: Path, image: str, *extra: str) -> None:

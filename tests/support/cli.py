@@ -4,8 +4,51 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+TOOLS = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
+
+
+def cosign_binary(version: str) -> Path:
+    """The cosign built by scripts/install-cosign (fails the test, never skips, if absent)."""
+    binary = TOOLS / f"cosign-{version}" / "cosign"
+    if not binary.is_file():
+        pytest.fail(
+            f"cosign {version} is not installed at {binary}: run scripts/install-cosign",
+            pytrace=False,
+        )
+    return binary
+
+
+def run_cosign(
+    version: str, home: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run cosign with an empty key password, in ``home``, offline (its own TUF cache)."""
+    env = dict(
+        os.environ,
+        COSIGN_PASSWORD="",
+        HOME=str(home),
+        TUF_ROOT=str(home / "tuf"),
+        COSIGN_EXPERIMENTAL="1",
+    )
+    env.pop("DOCKER_CONFIG", None)
+    result = subprocess.run(
+        [str(cosign_binary(version)), *args],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"cosign {' '.join(args)} failed: {result.stderr[-2000:]}")
+    return result
 
 
 async def signgate_verify(image: str, key: Path, registry: str) -> dict[str, object]:

@@ -2,7 +2,9 @@
 
 Session-scoped registries start lazily (only when a test asks for them) and are stopped by PID at
 session end. A missing ``docker-registry``/``htpasswd`` binary FAILS the requesting test with the
-apt package to install -- it never skips, so CI cannot go green without the real registry.
+apt package to install (a missing referrers-API registry: with
+``scripts/install-referrers-registry``) -- it never skips, so CI cannot go green without the real
+registry.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import trustme
 
 from support.fault_proxy import FaultProxy
 from support.push import Pusher
-from support.registry import MissingToolError, RegistryKind, RegistryServer, start_registry
+from support.registry import (
+    MissingToolError,
+    RegistryKind,
+    RegistryServer,
+    start_referrers_registry,
+    start_registry,
+)
 from support.tls import new_ca
 from support.vectors import vectors_dir
 
@@ -82,10 +90,60 @@ def registry_token(
     yield from _start(RegistryKind.TOKEN, tmp_path_factory, tls_ca)
 
 
+@pytest.fixture(scope="session")
+def referrers_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """Anonymous plain-HTTP registry **with** the OCI 1.1 referrers API.
+
+    go-containerregistry's registry with referrers on (see ``support.registry`` for its quirks),
+    built by ``scripts/install-referrers-registry``; a missing binary FAILS the requesting test.
+    """
+    try:
+        server = start_referrers_registry(tmp_path_factory.mktemp("registry-referrers"))
+    except MissingToolError as exc:
+        missing = str(exc)
+    else:
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
+    pytest.fail(missing, pytrace=False)  # outside the except: no chained traceback
+
+
 @pytest.fixture
 async def pusher(registry: RegistryServer) -> AsyncIterator[Pusher]:
     """A :class:`~support.push.Pusher` for the anonymous registry."""
     async with Pusher.for_registry(registry) as p:
+        yield p
+
+
+@pytest.fixture
+async def referrers_pusher(referrers_registry: RegistryServer) -> AsyncIterator[Pusher]:
+    """A :class:`~support.push.Pusher` for the registry with the referrers API."""
+    async with Pusher.for_registry(referrers_registry) as p:
+        yield p
+
+
+# The anonymous registries a test can be run against: parameter id -> fixture name.
+_ANONYMOUS_REGISTRIES = {"distribution": "registry", "referrers-api": "referrers_registry"}
+
+
+@pytest.fixture
+def any_registry(request: pytest.FixtureRequest) -> RegistryServer:
+    """The anonymous registry chosen by indirect parametrization (``distribution`` by default).
+
+    ``@pytest.mark.parametrize("any_registry", ["distribution", "referrers-api"], indirect=True)``
+    runs a test against ``registry`` (no referrers API) and against ``referrers_registry``.
+    """
+    name: str = getattr(request, "param", "distribution")
+    server: RegistryServer = request.getfixturevalue(_ANONYMOUS_REGISTRIES[name])
+    return server
+
+
+@pytest.fixture
+async def any_pusher(any_registry: RegistryServer) -> AsyncIterator[Pusher]:
+    """A :class:`~support.push.Pusher` for ``any_registry``."""
+    async with Pusher.for_registry(any_registry) as p:
         yield p
 
 

@@ -28,6 +28,7 @@ from signgate.policy.evaluate import ImageDecision
 from signgate.policy.loading import load_policy_file
 from signgate.policy.sources import StaticPolicySource
 from signgate.registry import CredentialStore, RegistryClient, RegistryOptions
+from signgate.signatures.found import PREDICATE_TYPE_SHORTHANDS
 from signgate.signatures.keys import PublicKey, load_public_key_pem
 from signgate.signatures.trusted_root import TrustedRoot, load_trusted_root
 from signgate.verifier import CacheSettings, Verifier, VerifierSettings
@@ -147,6 +148,15 @@ def _add_policy_arguments(verify: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="PEM public key; any one valid signature admits the image, like cosign verify",
     )
+    verify.add_argument(
+        "--attestation",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="with --key: require a verified attestation of this predicate type (a URI, or a "
+        "cosign --type shorthand such as slsaprovenance1 or cyclonedx) instead of a signature, "
+        "like cosign verify-attestation (repeatable)",
+    )
     verify.add_argument("--certificate-identity", metavar="ID")
     verify.add_argument("--certificate-identity-regexp", metavar="RE")
     verify.add_argument("--certificate-oidc-issuer", metavar="URL")
@@ -234,7 +244,12 @@ def _policies(args: argparse.Namespace) -> list[CompiledPolicy]:
             (f"key-{i}" if len(args.key) > 1 else "key", _read_key(p))
             for i, p in enumerate(args.key, 1)
         ]
-        policies.append(adhoc_key_policy(keys, requires_tlog=args.tlog == "require"))
+        attestations = [PREDICATE_TYPE_SHORTHANDS.get(t, t) for t in args.attestation]
+        policies.append(
+            adhoc_key_policy(keys, requires_tlog=args.tlog == "require", attestations=attestations)
+        )
+    elif args.attestation:
+        raise ConfigError("--attestation needs --key (policies list theirs in spec.attestations)")
     if not policies:
         raise ConfigError("nothing to verify against: give --key FILE or --policy FILE")
     return policies
@@ -283,10 +298,19 @@ def _print_text(decisions: Sequence[ImageDecision], *, verbose: bool) -> None:
                 for o in decision.outcomes
                 for s in o.signatures
             )
+            attested = ", ".join(
+                f"{a.predicate_type} by {o.policy}/{a.authority} ({a.format})"
+                for o in decision.outcomes
+                for a in o.attestations
+            )
             print(
                 f"ALLOWED {decision.image}{arrow}"
                 + (f"\n  signed by: {signers}" if signers else "")
+                + (f"\n  attested: {attested}" if attested else "")
             )
+            for outcome in decision.outcomes:
+                if outcome.via:
+                    print(f"  {outcome.policy}: covered by {outcome.via}")
         else:
             print(f"DENIED  {decision.image}{arrow}")
         for reason in decision.reasons:
@@ -323,6 +347,20 @@ def _print_json(decisions: Sequence[ImageDecision]) -> None:
                 for o in decision.outcomes
                 for s in o.signatures
             ],
+            "attestations": [
+                {
+                    "policy": o.policy,
+                    "authority": a.authority,
+                    "predicateType": a.predicate_type,
+                    "signer": a.signer,
+                    "format": str(a.format),
+                    "source": a.source,
+                    "tlogIndex": a.tlog_index,
+                }
+                for o in decision.outcomes
+                for a in o.attestations
+            ],
+            "coveredBy": {o.policy: o.via for o in decision.outcomes if o.via},
             "notes": list(decision.notes),
         }
         print(json.dumps(record, sort_keys=False))

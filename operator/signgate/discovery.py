@@ -47,9 +47,12 @@ class DiscoveryLimits:
     max_concurrent_fetches: int = 8
 
 
-def legacy_tag(digest: Digest) -> str:
-    """cosign's signature tag for ``digest``: ``sha256-<hex>.sig``."""
-    return digest.replace(":", "-", 1) + ".sig"
+DSSE_LAYER_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+
+
+def legacy_tag(digest: Digest, suffix: str = "sig") -> str:
+    """cosign's tag for ``digest``: ``sha256-<hex>.sig`` (signatures), ``.att`` (attestations)."""
+    return digest.replace(":", "-", 1) + "." + suffix
 
 
 def _may_be_signature(descriptor: Descriptor) -> bool:
@@ -132,14 +135,15 @@ class _Fetcher:
                 found.append(LegacySignature(where, fmt, blob, dict(layer.annotations)))
         return found
 
-    async def legacy(self) -> list[FoundSignature]:
-        tag = legacy_tag(self.digest)
+    async def tagged_manifest(self, suffix: str) -> tuple[str, Manifest | UnusableSignature | None]:
+        """cosign's ``sha256-<hex>.<suffix>`` manifest, if any, and where it came from."""
+        tag = legacy_tag(self.digest, suffix)
         source = f"{self.repo.name}:{tag}"
         fetched = await self.client.fetch_manifest(
             self.repo, tag, self.deadline, accept=MANIFEST_MEDIA_TYPES, credentials=self.credentials
         )
         if fetched is None:
-            return []
+            return source, None
         try:
             manifest = parse_manifest(
                 fetched.raw,
@@ -147,7 +151,38 @@ class _Fetcher:
                 max_layers=self.client.options.limits.max_layers_per_manifest,
             )
         except MalformedResponseError as exc:
-            return [UnusableSignature(source, f"signature manifest refused: {exc}")]
+            return source, UnusableSignature(source, f"{suffix} manifest refused: {exc}")
+        return source, manifest
+
+    async def legacy_attestations(self) -> list[FoundSignature]:
+        source, manifest = await self.tagged_manifest("att")
+        if manifest is None or isinstance(manifest, UnusableSignature):
+            return [manifest] if manifest is not None else []
+        candidates = [
+            (layer, f"{source} layer {number}")
+            for number, layer in enumerate(manifest.layers, start=1)
+            if layer.media_type == DSSE_LAYER_MEDIA_TYPE
+        ]
+        if len(candidates) > self.limits.max_signatures:
+            self.notes.append(
+                f"{source} has {len(candidates)} attestations; examined the first "
+                f"{self.limits.max_signatures}"
+            )
+            candidates = candidates[: self.limits.max_signatures]
+        blobs = await asyncio.gather(*(self.blob(layer, where) for layer, where in candidates))
+        return [
+            blob
+            if isinstance(blob, UnusableSignature)
+            else LegacySignature(
+                where, SignatureFormat.LEGACY_ATTESTATION, blob, dict(layer.annotations)
+            )
+            for (layer, where), blob in zip(candidates, blobs, strict=True)
+        ]
+
+    async def legacy(self) -> list[FoundSignature]:
+        source, manifest = await self.tagged_manifest("sig")
+        if manifest is None or isinstance(manifest, UnusableSignature):
+            return [manifest] if manifest is not None else []
         return await self.layers(manifest, source, SignatureFormat.LEGACY_TAG)
 
     async def referrer(self, descriptor: Descriptor) -> list[FoundSignature]:
@@ -222,15 +257,22 @@ async def discover_signatures(
     *,
     limits: DiscoveryLimits | None = None,
     credentials: CredentialStore | None = None,
+    attestations: bool = False,
 ) -> Discovery:
     """Everything that may be a cosign signature of ``digest``, stored in ``repo``.
+
+    Referrers include v3 attestations (bundles) anyway; ``attestations`` also reads the legacy
+    ``.att`` tag, a request spent only when a policy asks for attestations.
 
     Raises:
         RegistryError: neither the ``.sig`` tag nor the referrers could be read (the first error),
             or the deadline passed.
     """
     fetcher = _Fetcher(client, repo, digest, deadline, limits or DiscoveryLimits(), credentials)
-    results = await asyncio.gather(fetcher.legacy(), fetcher.referrers(), return_exceptions=True)
+    schemes = [fetcher.legacy(), fetcher.referrers()]
+    if attestations:
+        schemes.append(fetcher.legacy_attestations())
+    results = await asyncio.gather(*schemes, return_exceptions=True)
     signatures: list[FoundSignature] = []
     errors: list[RegistryError] = []
     for result in results:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from signgate.cache import SingleFlight, TTLCache
 from signgate.deadline import Deadline
 from signgate.discovery import DiscoveryLimits, discover_signatures
-from signgate.errors import InvalidReferenceError, RegistryError
+from signgate.errors import InvalidReferenceError, MalformedResponseError, RegistryError
 from signgate.policy.compiled import CompiledPolicy
 from signgate.policy.evaluate import (
     ImageDecision,
@@ -37,6 +37,7 @@ from signgate.policy.evaluate import (
 )
 from signgate.reference import Digest, ImageReference, parse_reference
 from signgate.registry import CredentialStore, RegistryClient
+from signgate.registry.oci import INDEX_MEDIA_TYPES, parse_index
 from signgate.signatures.found import Discovery
 from signgate.signatures.trusted_root import TrustedRoot
 from signgate.signatures.verify import PreparedSignature, Rejection, prepare
@@ -89,7 +90,7 @@ class Verifier:
         self.settings = settings or VerifierSettings()
         limit = self.settings.cache.max_entries
         self.tags: TTLCache[tuple[str, str, str, str], Digest] = TTLCache(max_entries=limit)
-        self.outcomes: TTLCache[tuple[str, Digest], PolicyOutcome] = TTLCache(max_entries=limit)
+        self.outcomes: TTLCache[OutcomeKey, PolicyOutcome] = TTLCache(max_entries=limit)
         self._resolving: SingleFlight[tuple[str, str, str, str], Digest] = SingleFlight()
         self._verifying: SingleFlight[tuple[Digest, str, str, tuple[str, ...]], _Computed] = (
             SingleFlight()
@@ -211,14 +212,13 @@ class Verifier:
                 policies=governing,
             )
         outcomes: dict[str, PolicyOutcome] = {}
-        missing: list[CompiledPolicy] = []
+        checkable: list[CompiledPolicy] = []
         for policy in governing:
             if policy.error is not None:
                 outcomes[policy.identity] = PolicyOutcome(
                     policy.name, policy.mode, False, reason=broken_reason(policy)
                 )
-                continue
-            if policy.require_digest and ref.digest is None:
+            elif policy.require_digest and ref.digest is None:
                 reason = (
                     f"TrustPolicy {policy.name!r} requires images by digest: write "
                     f"{ref.name}@{digest} instead of the tag {ref.tag!r}"
@@ -226,8 +226,36 @@ class Verifier:
                 outcomes[policy.identity] = PolicyOutcome(
                     policy.name, policy.mode, False, reason=reason
                 )
-                continue
-            cached = self.outcomes.get((policy.identity, digest))
+            else:
+                checkable.append(policy)
+        computed, notes = await self._policy_outcomes(ref, digest, checkable, deadline, credentials)
+        outcomes.update(computed)
+        uncovered = [
+            p for p in checkable if p.index_covers_children and not outcomes[p.identity].satisfied
+        ]
+        if uncovered:
+            covered, index_notes = await self._covered_by_index(
+                ref, digest, [(p, outcomes[p.identity]) for p in uncovered], deadline, credentials
+            )
+            outcomes.update(covered)
+            notes += index_notes
+        ordered = [outcomes[p.identity] for p in governing]
+        decision = decide(image, str(ref), ref.name, digest, ordered, notes=notes)
+        return _with_image_prefix(decision, ref, digest)
+
+    async def _policy_outcomes(
+        self,
+        ref: ImageReference,
+        digest: Digest,
+        policies: Sequence[CompiledPolicy],
+        deadline: Deadline,
+        credentials: CredentialStore | None,
+    ) -> tuple[dict[str, PolicyOutcome], tuple[str, ...]]:
+        """Each policy's verdict on ``digest``: cached, or computed (once for concurrent askers)."""
+        outcomes: dict[str, PolicyOutcome] = {}
+        missing: list[CompiledPolicy] = []
+        for policy in policies:
+            cached = self.outcomes.get(_outcome_key(policy, digest, ref))
             if cached is None:
                 missing.append(policy)
             else:
@@ -247,10 +275,61 @@ class Verifier:
                 outcomes[policy.identity] = outcome
                 if cacheable:
                     ttl = cache.verified_ttl if outcome.satisfied else cache.unverified_ttl
-                    self.outcomes.put((policy.identity, digest), outcome, ttl)
-        ordered = [outcomes[p.identity] for p in governing]
-        decision = decide(image, str(ref), ref.name, digest, ordered, notes=notes)
-        return _with_image_prefix(decision, ref, digest)
+                    self.outcomes.put(_outcome_key(policy, digest, ref), outcome, ttl)
+        return outcomes, notes
+
+    async def _covered_by_index(
+        self,
+        ref: ImageReference,
+        digest: Digest,
+        uncovered: Sequence[tuple[CompiledPolicy, PolicyOutcome]],
+        deadline: Deadline,
+        credentials: CredentialStore | None,
+    ) -> tuple[dict[str, PolicyOutcome], tuple[str, ...]]:
+        """indexCoversChildren: the verdicts of the image index that ``ref``'s tag names, for a
+        ``repo:tag@sha256:<child>`` reference whose child digest that index lists.
+
+        The tag is only a pointer to a candidate index: what counts is that a signed index (an
+        immutable digest) lists the child, which holds whatever the tag later points to.
+        """
+        if ref.tag is None or ref.digest is None:
+            hint = (
+                "; indexCoversChildren applies to references written repo:tag@sha256:<digest>, "
+                "whose tag names the signed image index"
+            )
+            return _amended(uncovered, hint), ()
+        index_ref = ImageReference(ref.registry, ref.repository, ref.tag)
+        try:
+            index_digest = await self.resolve(index_ref, deadline, credentials)
+            if index_digest == digest:
+                return {}, ()
+            fetched = await self.client.fetch_manifest(
+                index_ref, index_digest, deadline, accept=INDEX_MEDIA_TYPES, credentials=credentials
+            )
+            if fetched is None:
+                raise MalformedResponseError(f"{index_ref.name}@{index_digest} disappeared")
+            index = parse_index(
+                fetched.raw,
+                f"image index {index_ref.name}@{index_digest}",
+                max_manifests=self.client.options.limits.max_referrers,
+            )
+        except RegistryError as exc:
+            note = f"indexCoversChildren: cannot read the image index of tag {ref.tag!r}: {exc}"
+            return {}, (note,)
+        if digest not in {child.digest for child in index.manifests}:
+            hint = f"; the tag {ref.tag!r} names {index_digest}, which does not list this digest"
+            return _amended(uncovered, hint), ()
+        policies = [policy for policy, _ in uncovered]
+        outcomes, notes = await self._policy_outcomes(
+            index_ref.with_digest(index_digest), index_digest, policies, deadline, credentials
+        )
+        via = f"image index {index_ref.name}@{index_digest} (tag {ref.tag}), which lists it"
+        covered = {
+            identity: replace(outcome, via=via)
+            for identity, outcome in outcomes.items()
+            if outcome.satisfied
+        }
+        return covered, notes
 
     async def _compute(
         self,
@@ -262,9 +341,14 @@ class Verifier:
     ) -> _Computed:
         self.verifications += 1
         repositories = sorted({p.signature_repository or ref.name for p in policies})
+        wants_attestations = {
+            p.signature_repository or ref.name for p in policies if p.attestations
+        }
         found = await asyncio.gather(
             *(
-                self._discover(repository, digest, deadline, credentials)
+                self._discover(
+                    repository, digest, deadline, credentials, repository in wants_attestations
+                )
                 for repository in repositories
             ),
             return_exceptions=True,
@@ -304,6 +388,7 @@ class Verifier:
                 discoveries=[result],
                 prepared=prepared[repository],
                 trusted_root=self.trusted_root,
+                repository=ref.name,
             )
             # An unsatisfied verdict reached while part of the registry failed is not a fact about
             # the image, only about that moment: never cache it.
@@ -317,6 +402,7 @@ class Verifier:
         digest: Digest,
         deadline: Deadline,
         credentials: CredentialStore | None,
+        attestations: bool,
     ) -> Discovery:
         repo = parse_reference(repository)
         return await discover_signatures(
@@ -326,7 +412,26 @@ class Verifier:
             deadline,
             limits=self.settings.discovery,
             credentials=credentials,
+            attestations=attestations,
         )
+
+
+OutcomeKey = tuple[str, Digest, str]
+
+
+def _outcome_key(policy: CompiledPolicy, digest: Digest, ref: ImageReference) -> OutcomeKey:
+    # A verdict is about content (the digest) unless the policy also judges where it is pulled from.
+    return (policy.identity, digest, ref.name if policy.outcome_scope else "")
+
+
+def _amended(
+    outcomes: Sequence[tuple[CompiledPolicy, PolicyOutcome]], hint: str
+) -> dict[str, PolicyOutcome]:
+    """The policies' verdicts with ``hint`` added to their reasons."""
+    return {
+        policy.identity: replace(outcome, reason=outcome.reason + hint)
+        for policy, outcome in outcomes
+    }
 
 
 def _with_image_prefix(

@@ -3,6 +3,11 @@ verdict compared with ``cosign verify`` itself (the first step of the interopera
 
 Everything stays on this machine: ``--tlog-upload=false`` with ``--use-signing-config=false``
 (cosign v3 refuses the former with its default signing config, which names the public Rekor).
+
+Each signing case runs against distribution (no referrers API: cosign writes the ``sha256-<hex>``
+fallback index) and against go-containerregistry's registry with the OCI 1.1 referrers API
+(``referrers-api``: cosign writes no fallback tag, so signgate must find the bundle through the
+API).
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ from signgate.signatures.cosign_key import load_cosign_private_key
 from signgate.signatures.keys import PublicKey, load_public_key_pem
 from support import cli
 from support.cli import signgate_verify
+from support.formats import fallback_tag
 from support.push import Pusher
+from support.registry import RegistryServer
+
+REGISTRIES = pytest.mark.parametrize(
+    "any_registry", ["distribution", "referrers-api"], indirect=True
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +58,19 @@ def cosign_verify(home: Path, image: str, key: str = "cosign.pub") -> bool:
     return result.returncode == 0
 
 
+async def assert_stored_via_the_referrers_api(
+    registry: RegistryServer, pusher: Pusher, name: str, digest: str, record: dict[str, object]
+) -> None:
+    """On the referrers-API registry: no fallback tag written, and signgate did not look for one."""
+    if registry.implementation == "distribution":
+        return
+    assert fallback_tag(digest) not in await pusher.list_tags(name)
+    assert await pusher.find_manifest(name, fallback_tag(digest)) is None
+    notes = record["notes"]
+    assert isinstance(notes, list)
+    assert not any("used the fallback tag" in str(note) for note in notes), notes
+
+
 def test_cosign_generated_key_pair_is_readable(cosign_home: Path) -> None:
     private = load_cosign_private_key((cosign_home / "cosign.key").read_bytes(), b"")
     public = load_public_key_pem((cosign_home / "cosign.pub").read_bytes())
@@ -58,9 +82,16 @@ def test_cosign_generated_key_pair_is_readable(cosign_home: Path) -> None:
     [((), "sigstore bundle"), (("--new-bundle-format=false",), "cosign .sig tag")],
     ids=["v3-bundle", "v3-legacy"],
 )
+@REGISTRIES
 async def test_cosign_v3_signatures_verify_and_agree_with_cosign(
-    cosign_home: Path, pusher: Pusher, tmp_path: Path, extra: tuple[str, ...], fmt: str
+    cosign_home: Path,
+    any_registry: RegistryServer,
+    any_pusher: Pusher,
+    tmp_path: Path,
+    extra: tuple[str, ...],
+    fmt: str,
 ) -> None:
+    pusher = any_pusher
     name = f"cosign/{secrets.token_hex(4)}"
     digest = await pusher.push_random_image(name, "v1")
     image = f"{pusher.host}/{name}@{digest}"
@@ -70,6 +101,7 @@ async def test_cosign_v3_signatures_verify_and_agree_with_cosign(
     authorities = record["authorities"]
     assert isinstance(authorities, list)
     assert authorities[0]["format"] == fmt
+    await assert_stored_via_the_referrers_api(any_registry, pusher, name, digest, record)
     assert await asyncio.to_thread(cosign_verify, cosign_home, image)
 
     # Another key: both refuse.
@@ -80,7 +112,9 @@ async def test_cosign_v3_signatures_verify_and_agree_with_cosign(
     assert not await asyncio.to_thread(cosign_verify, cosign_home, image, str(other / "cosign.pub"))
 
 
-async def test_unsigned_image_is_refused_by_both(cosign_home: Path, pusher: Pusher) -> None:
+@REGISTRIES
+async def test_unsigned_image_is_refused_by_both(cosign_home: Path, any_pusher: Pusher) -> None:
+    pusher = any_pusher
     name = f"cosign/{secrets.token_hex(4)}"
     digest = await pusher.push_random_image(name, "v1")
     image = f"{pusher.host}/{name}@{digest}"

@@ -51,11 +51,17 @@ def run_cosign(
     return result
 
 
-async def signgate_verify(image: str, key: Path, registry: str) -> dict[str, object]:
-    """`signgate verify --key KEY IMAGE --output json` against an insecure registry; the record."""
+async def signgate_verify(
+    image: str, key: Path | None, registry: str, *extra: str
+) -> dict[str, object]:
+    """`signgate verify [--key KEY] IMAGE --output json [EXTRA...]` against an insecure registry.
+
+    Returns the JSON record of the (single) image; ``extra`` may add e.g. ``--policy FILE``.
+    """
+    key_args = ("--key", str(key)) if key is not None else ()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "signgate", "verify", "--key", str(key), image,
-        "--insecure-registry", registry, "--output", "json",
+        sys.executable, "-m", "signgate", "verify", *key_args, image,
+        "--insecure-registry", registry, "--output", "json", *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()

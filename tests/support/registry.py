@@ -15,6 +15,26 @@ process dies (``PR_SET_PDEATHSIG``). No orphans are left behind.
 distribution 2.8 has **no** OCI 1.1 referrers API (``GET /v2/<name>/referrers/<digest>`` is 404),
 but it stores manifests with ``subject`` and ``artifactType``, so the ``sha256-<hex>`` fallback tag
 works (see ``support.signer``).
+
+For the referrers API, :func:`start_referrers_registry` starts a fourth, anonymous plain-HTTP
+registry: go-containerregistry's own test registry (``pkg/registry``, v0.22.1, the one cosign's
+tests use) with ``WithReferrersSupport(true)`` and blobs on disk, built by
+``scripts/install-referrers-registry`` (a missing binary fails the test with that command). Clients
+that probe the API -- ggcr, hence cosign, and :func:`support.signer.update_fallback_index` -- find
+it answering 200 and write **no** fallback tag. Its quirks, all as of v0.22.1:
+
+* the referrers index lists each referrer's ``config.mediaType`` as its ``artifactType`` (the
+  manifest's own ``artifactType`` is ignored), so a cosign v3 bundle is listed as
+  ``application/vnd.oci.empty.v1+json``; the manifest's annotations are copied;
+* the ``?artifactType=`` filter is ignored (all referrers come back, and no
+  ``OCI-Filters-Applied`` header), there is no pagination, and the order is random (a Go map);
+* ``PUT`` of a manifest with a ``subject`` gets no ``OCI-Subject`` header, and one whose subject
+  does not exist is accepted (and listed for that digest);
+* manifests are kept **in memory** (gone when the process stops; blobs survive in its
+  directory), ``DELETE`` by digest leaves the tags that point at it resolvable, and the referrers
+  of a repository that does not exist are a 404 ``NAME_UNKNOWN`` (a fallback-tag registry, to
+  ggcr), not an empty index;
+* it serves plain HTTP only, without authentication.
 """
 
 from __future__ import annotations
@@ -25,6 +45,8 @@ import ctypes
 import enum
 import http.client
 import json
+import os
+import re
 import secrets
 import shutil
 import signal
@@ -49,6 +71,16 @@ REGISTRY_APT_PACKAGE = "docker-registry"
 HTPASSWD_BINARY = "htpasswd"
 HTPASSWD_APT_PACKAGE = "apache2-utils"
 DEFAULT_USERNAME = "signgate"
+#: go-containerregistry version of the referrers registry (as pinned by its install script).
+REFERRERS_REGISTRY_GGCR_VERSION = "v0.22.1"
+REFERRERS_REGISTRY_INSTALL = "scripts/install-referrers-registry"
+
+
+def referrers_registry_binary() -> Path:
+    """Where ``scripts/install-referrers-registry`` puts the binary (it may not be there)."""
+    tools = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
+    version = REFERRERS_REGISTRY_GGCR_VERSION
+    return tools / f"referrers-registry-ggcr-{version}" / "referrers-registry"
 
 
 class MissingToolError(RuntimeError):
@@ -148,6 +180,8 @@ class RegistryServer:
     token_server: TokenServer | None
     log_file: Path
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    implementation: str = "distribution"
+    """``distribution`` (``docker-registry``, no referrers API) or ``go-containerregistry``."""
 
     @property
     def host(self) -> str:
@@ -397,3 +431,79 @@ def start_registry(
         if token_server is not None:
             token_server.stop()
         raise
+
+
+# -- the referrers-API registry --------------------------------------------------------------------
+
+_LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
+
+
+def _wait_for_port(log_file: Path, proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """The port the process logs ("listening on 127.0.0.1:PORT"); None if it exited first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = _LISTENING.search(log_file.read_bytes())
+        if match:
+            return int(match.group(1))
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.02)
+    return None
+
+
+def start_referrers_registry(workdir: Path, *, startup_timeout: float = 15.0) -> RegistryServer:
+    """Start go-containerregistry's registry with the OCI 1.1 referrers API; wait for ``/v2/``.
+
+    Anonymous plain HTTP on a free loopback port (the process binds port 0 and reports the one it
+    got), blobs in ``workdir/blobs``, one log line per request in ``workdir/registry.log``. The
+    handle has the same shape as :func:`start_registry`'s (``kind`` is ``anonymous``,
+    ``implementation`` is ``go-containerregistry``). See the module docstring for its quirks.
+
+    Raises:
+        MissingToolError: the binary is not built; the message says to run
+            ``scripts/install-referrers-registry``.
+        RuntimeError: the registry did not come up (the message includes its log).
+    """
+    binary = referrers_registry_binary()
+    if not os.access(binary, os.X_OK):
+        raise MissingToolError(
+            f"the referrers-API registry (go-containerregistry {REFERRERS_REGISTRY_GGCR_VERSION}) "
+            f"is not installed at {binary}: run {REFERRERS_REGISTRY_INSTALL}"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_file = workdir / "registry.log"
+    log_file.write_bytes(b"")
+    with log_file.open("ab") as log:
+        proc = subprocess.Popen(
+            [str(binary), "-address", "127.0.0.1:0", "-blobs", str(workdir / "blobs"), "-v"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            preexec_fn=_pdeathsig_preexec(),  # prctl resolved before fork
+        )
+    with _LIVE_LOCK:
+        _LIVE[proc.pid] = proc
+    try:
+        port = _wait_for_port(log_file, proc, startup_timeout)
+        if port is None:
+            tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-40:])
+            raise RuntimeError(f"{binary} did not start listening:\n{tail}")
+        server = RegistryServer(
+            kind=RegistryKind.ANONYMOUS,
+            port=port,
+            workdir=workdir,
+            ca_file=None,
+            username=None,
+            password=None,
+            token_server=None,
+            log_file=log_file,
+            implementation="go-containerregistry",
+        )
+        server._proc = proc
+        if not _wait_until_answering(server, proc, startup_timeout):
+            raise RuntimeError(f"{binary} exited during startup:\n{server.log_tail()}")
+    except BaseException:
+        _terminate(proc)
+        raise
+    return server

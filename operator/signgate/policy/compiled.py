@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,10 +24,19 @@ from signgate.signatures.authority import (
     CertificateIdentity,
     KeyAuthority,
     KeylessAuthority,
+    SignedIdentityRule,
 )
 from signgate.signatures.keys import PublicKey, load_public_key_pem
 
 Mode = Literal["Enforce", "Warn", "Audit"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationRule:
+    """An attestation a policy requires: its predicate type and who may sign it."""
+
+    predicate_type: str
+    authorities: tuple[AuthorityMaterial, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +61,19 @@ class CompiledPolicy:
     """Changes whenever anything that affects a decision changes: the cache key of its results."""
     error: str | None = None
     """Why this policy is broken (a key that does not parse, ...): its images are denied with it."""
+    attestations: tuple[AttestationRule, ...] = ()
+    signed_identity: SignedIdentityRule = field(default_factory=SignedIdentityRule)
+    index_covers_children: bool = False
     _by_name: Mapping[str, AuthorityMaterial] = field(default_factory=dict, repr=False)
+
+    @property
+    def outcome_scope(self) -> bool:
+        """Whether this policy's verdict on a digest depends on the repository it is pulled from.
+
+        Signatures are about content, so verdicts are normally keyed by digest alone; a policy that
+        matches the repository named inside signatures judges the (repository, digest) pair.
+        """
+        return self.signed_identity.match != "Any"
 
     def governs(self, name: str) -> bool:
         """Whether this policy applies to the normalised repository ``name``."""
@@ -137,6 +158,21 @@ def compile_policy(
                 }
             )
         authorities.append(_compile_authority(name, authority))
+    by_name = {a.name: a for a in authorities}
+    attestations = tuple(
+        AttestationRule(
+            a.predicate_type,
+            tuple(by_name[n] for n in a.authorities) if a.authorities else tuple(authorities),
+        )
+        for a in spec.attestations
+    )
+    try:
+        signed_identity = SignedIdentityRule(
+            spec.signed_identity.match,
+            tuple(compile_pattern(p) for p in spec.signed_identity.repositories),
+        )
+    except PolicyError as exc:
+        raise PolicyError(f"TrustPolicy {name!r}: signedIdentity: {exc}") from exc
     signature_repository = None
     if spec.signature_repository:
         try:
@@ -169,7 +205,10 @@ def compile_policy(
         require_digest=spec.require_digest,
         source=source,
         identity=identity,
-        _by_name={a.name: a for a in authorities},
+        attestations=attestations,
+        signed_identity=signed_identity,
+        index_covers_children=spec.index_covers_children,
+        _by_name=by_name,
     )
 
 
@@ -225,12 +264,24 @@ def broken_policy(
 
 
 def adhoc_key_policy(
-    keys: Iterable[tuple[str, PublicKey]], *, requires_tlog: bool
+    keys: Iterable[tuple[str, PublicKey]],
+    *,
+    requires_tlog: bool,
+    attestations: Sequence[str] = (),
 ) -> CompiledPolicy:
-    """The policy ``signgate verify --key`` builds: every image, any one key (like cosign)."""
+    """The policy ``signgate verify --key`` builds: every image, any one key (like cosign).
+
+    With ``attestations`` (predicate types), it checks those attestations instead of a signature,
+    as ``cosign verify-attestation --type`` does.
+    """
     authorities = tuple(KeyAuthority(name, key, requires_tlog) for name, key in keys)
     if not authorities:
         raise PolicyError("no keys given")
+    rules = tuple(AttestationRule(t, authorities) for t in dict.fromkeys(attestations))
+    fingerprint = ",".join(
+        [f"{a.name}={a.key.fingerprint}:{a.requires_tlog}" for a in authorities]
+        + [f"attestation={r.predicate_type}" for r in rules]
+    )
     return CompiledPolicy(
         name="command-line",
         generation=None,
@@ -238,14 +289,10 @@ def adhoc_key_policy(
         images=(compile_pattern("**"),),
         exclude_images=(),
         authorities=authorities,
-        threshold=1,
+        threshold=0 if rules else 1,
         required=frozenset(),
         source="--key",
-        identity="adhoc:"
-        + hashlib.sha256(
-            ",".join(
-                f"{a.name}={a.key.fingerprint}:{a.requires_tlog}" for a in authorities
-            ).encode()
-        ).hexdigest()[:32],
+        identity="adhoc:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:32],
+        attestations=rules,
         _by_name={a.name: a for a in authorities},
     )

@@ -45,6 +45,7 @@ from signgate.policy.model import (
     Authority,
     KeylessIdentity,
     KeySource,
+    SignedIdentity,
     TrustPolicySpec,
 )
 
@@ -164,6 +165,11 @@ def _overlays(spec_schema: Mapping[str, Any]) -> dict[str, dict[str, JSONObject]
                         " || self.required.all(r, self.authorities.exists(a, a.name == r))",
                         "'required' names unknown authorities",
                     ),
+                    _rule(
+                        "!has(self.threshold) || self.threshold > 0"
+                        " || (has(self.attestations) && size(self.attestations) > 0)",
+                        "threshold 0 needs at least one entry in 'attestations'",
+                    ),
                 ]
             },
             # A list-type map keyed by name: the apiserver rejects two authorities with one name
@@ -182,6 +188,17 @@ def _overlays(spec_schema: Mapping[str, Any]) -> dict[str, dict[str, JSONObject]
         },
         KeySource.__name__: {
             "": {_CEL: [_rule("has(self.pem) != has(self.secretRef)", _one_of("pem", "secretRef"))]}
+        },
+        SignedIdentity.__name__: {
+            "": {
+                _CEL: [
+                    _rule(
+                        "(has(self.match) && self.match == 'Repositories')"
+                        " == (has(self.repositories) && size(self.repositories) > 0)",
+                        "'repositories' is set exactly when match is Repositories",
+                    )
+                ]
+            }
         },
         KeylessIdentity.__name__: {
             "": {

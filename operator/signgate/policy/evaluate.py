@@ -9,7 +9,7 @@ notes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,7 +21,9 @@ from signgate.signatures.verify import (
     PreparedSignature,
     Rejection,
     RejectionKind,
+    VerifiedAttestation,
     VerifiedSignature,
+    verify_attestation,
     verify_with_authority,
 )
 
@@ -40,6 +42,10 @@ class PolicyOutcome:
     """One verified signature per authority that counted."""
     reason: str = ""
     """Why it is not satisfied (empty when satisfied)."""
+    attestations: tuple[VerifiedAttestation, ...] = ()
+    """One verified attestation per required predicate type that was found."""
+    via: str = ""
+    """How the image came to be covered, when not by its own signatures (e.g. its index)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +90,10 @@ def _summarise(rejections: Sequence[Rejection]) -> str:
     # than a signature by a stranger.
     order = [
         RejectionKind.WRONG_DIGEST,
+        RejectionKind.WRONG_IDENTITY,
+        RejectionKind.OTHER_PREDICATE,
         RejectionKind.NOT_A_SIGNATURE,
+        RejectionKind.NOT_AN_ATTESTATION,
         RejectionKind.TLOG,
         RejectionKind.UNSUPPORTED,
         RejectionKind.UNKNOWN_KEY,
@@ -108,6 +117,55 @@ def broken_reason(policy: CompiledPolicy) -> str:
     )
 
 
+def _attestation_problems(
+    policy: CompiledPolicy,
+    digest: Digest,
+    candidates: Sequence[PreparedSignature],
+    trusted_root: TrustedRoot | None,
+) -> tuple[tuple[VerifiedAttestation, ...], list[str]]:
+    found: list[VerifiedAttestation] = []
+    problems: list[str] = []
+    for rule in policy.attestations:
+        rejections: list[Rejection] = []
+        verified: VerifiedAttestation | None = None
+        for signature in candidates:
+            for authority in rule.authorities:
+                result = verify_attestation(
+                    signature,
+                    authority,
+                    digest=digest,
+                    predicate_type=rule.predicate_type,
+                    trusted_root=trusted_root,
+                )
+                if isinstance(result, VerifiedAttestation):
+                    verified = result
+                    break
+                rejections.append(result)
+            if verified is not None:
+                break
+        if verified is not None:
+            found.append(verified)
+            continue
+        # Signatures and attestations of other types are expected company, not problems.
+        relevant = [
+            r
+            for r in rejections
+            if r.kind not in (RejectionKind.NOT_AN_ATTESTATION, RejectionKind.OTHER_PREDICATE)
+        ]
+        signers = ", ".join(a.name for a in rule.authorities)
+        others = len({r.source for r in rejections} - {r.source for r in relevant})
+        if relevant:
+            detail = _summarise(relevant)
+        elif others:
+            detail = f"none of this type ({others} other signature(s) or attestation(s) attached)"
+        else:
+            detail = "none attached to the image"
+        problems.append(
+            f"needs an attestation {rule.predicate_type} from one of [{signers}]: {detail}"
+        )
+    return tuple(found), problems
+
+
 def evaluate_policy(
     policy: CompiledPolicy,
     *,
@@ -115,22 +173,36 @@ def evaluate_policy(
     discoveries: Sequence[Discovery],
     prepared: Sequence[PreparedSignature | Rejection],
     trusted_root: TrustedRoot | None,
+    repository: str | None = None,
 ) -> PolicyOutcome:
-    """Judge one image digest against one policy, given its prepared signatures."""
+    """Judge one image digest against one policy, given its prepared signatures.
+
+    ``repository`` is the image's ``registry/repository``, for policies that match the repository
+    named inside signatures.
+    """
     if policy.error is not None:
         return PolicyOutcome(policy.name, policy.mode, False, reason=broken_reason(policy))
     verified: dict[str, VerifiedSignature] = {}
     rejections: list[Rejection] = [p for p in prepared if isinstance(p, Rejection)]
     candidates = [p for p in prepared if isinstance(p, PreparedSignature)]
-    for authority in policy.authorities:
+    signature_rule_applies = policy.threshold > 0 or bool(policy.required)
+    for authority in policy.authorities if signature_rule_applies else ():
         for signature in candidates:
             result = verify_with_authority(
-                signature, authority, digest=digest, trusted_root=trusted_root
+                signature,
+                authority,
+                digest=digest,
+                trusted_root=trusted_root,
+                signed_identity=policy.signed_identity,
+                repository=repository,
             )
             if isinstance(result, VerifiedSignature):
                 verified[authority.name] = result
                 break
             rejections.append(result)
+    attestations, attestation_problems = _attestation_problems(
+        policy, digest, candidates, trusted_root
+    )
     # A rejection "does not verify with key A" is noise once key B verified the same signature.
     verified_sources = {v.source for v in verified.values()}
     rejections = [
@@ -139,9 +211,32 @@ def evaluate_policy(
         if not (r.kind is RejectionKind.UNKNOWN_KEY and r.source in verified_sources)
     ]
     missing_required = sorted(policy.required - verified.keys())
-    if len(verified) >= policy.threshold and not missing_required:
-        return PolicyOutcome(policy.name, policy.mode, True, tuple(verified.values()))
+    signatures_ok = len(verified) >= policy.threshold and not missing_required
+    if signatures_ok and not attestation_problems:
+        return PolicyOutcome(
+            policy.name, policy.mode, True, tuple(verified.values()), attestations=attestations
+        )
 
+    parts: list[str] = []
+    if not signatures_ok:
+        parts.append(_signature_problem(policy, verified, rejections, candidates, discoveries))
+    parts.extend(attestation_problems)
+    unread = [error for d in discoveries for error in d.errors]
+    if unread:
+        parts[-1] += "; could not read all signatures: " + "; ".join(unread)
+    reason = f"TrustPolicy {policy.name!r} " + "; and ".join(parts)
+    return PolicyOutcome(
+        policy.name, policy.mode, False, tuple(verified.values()), reason, attestations
+    )
+
+
+def _signature_problem(
+    policy: CompiledPolicy,
+    verified: Mapping[str, VerifiedSignature],
+    rejections: Sequence[Rejection],
+    candidates: Sequence[PreparedSignature],
+    discoveries: Sequence[Discovery],
+) -> str:
     names = ", ".join(a.name for a in policy.authorities)
     needs = f"needs valid signatures from {policy.threshold} of [{names}]"
     if policy.required:
@@ -152,13 +247,10 @@ def evaluate_policy(
         detail = f"no signature found in {repositories} (cosign .sig tag or OCI referrers)"
     else:
         detail = _summarise(rejections) if rejections else "no usable signature"
+    missing_required = sorted(policy.required - verified.keys())
     if missing_required:
         detail += f"; required authority missing: {', '.join(missing_required)}"
-    unread = [error for d in discoveries for error in d.errors]
-    if unread:
-        detail += "; could not read all signatures: " + "; ".join(unread)
-    reason = f"TrustPolicy {policy.name!r} {needs}, {got}: {detail}"
-    return PolicyOutcome(policy.name, policy.mode, False, tuple(verified.values()), reason)
+    return f"{needs}, {got}: {detail}"
 
 
 def decide(

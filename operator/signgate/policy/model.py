@@ -167,16 +167,51 @@ class LabelSelector(_Strict):
 
 
 class AttestationRequirement(_Strict):
-    """An attestation that must be present and verified (enforced in a later release)."""
+    """An in-toto attestation (cosign attest) that must be attached to the image and verified."""
 
     predicate_type: str = Field(
         alias="predicateType",
         min_length=1,
-        description="in-toto predicate type, e.g. https://slsa.dev/provenance/v1.",
+        max_length=512,
+        description="in-toto predicate type, exactly, e.g. https://slsa.dev/provenance/v1 "
+        "(cosign attest --type slsaprovenance1) or https://cyclonedx.org/bom (--type cyclonedx).",
     )
     authorities: list[AuthorityName] = Field(
-        default_factory=list, description="Names of the authorities that may sign it."
+        default_factory=list,
+        max_length=64,
+        description="Names of the authorities whose attestation counts; empty: any authority "
+        "of the policy.",
     )
+
+
+class SignedIdentity(_Strict):
+    """Which repository a signature must name (legacy ``docker-reference``), if any.
+
+    cosign ignores the repository written into a signature; so does signgate by default, which is
+    what lets an image and its signatures be copied between registries (Harbor replication, mirrors)
+    and still verify.
+    """
+
+    match: Literal["Any", "ImageRepository", "Repositories"] = Field(
+        default="Any",
+        description="Any: the signed repository is not checked (as cosign verify). "
+        "ImageRepository: the signature must name the repository the image is pulled from. "
+        "Repositories: it must name a repository matching one of 'repositories' (e.g. the "
+        "registry the images are signed in before replication). Only legacy signatures "
+        "(simple-signing payloads) name a repository; with ImageRepository or Repositories, "
+        "a signature that names none does not count.",
+    )
+    repositories: list[ImagePatternText] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Patterns (as in 'images') for match: Repositories.",
+    )
+
+    @model_validator(mode="after")
+    def _patterns_iff_repositories(self) -> SignedIdentity:
+        if (self.match == "Repositories") != bool(self.repositories):
+            raise ValueError("'repositories' is set exactly when match is Repositories")
+        return self
 
 
 class TrustPolicySpec(_Strict):
@@ -212,8 +247,10 @@ class TrustPolicySpec(_Strict):
     )
     threshold: int = Field(
         default=1,
-        ge=1,
-        description="How many distinct authorities must have a valid signature on the image.",
+        ge=0,
+        description="How many distinct authorities must have a valid signature on the image. "
+        "0 only with 'attestations': the attestations are checked, not image signatures "
+        "(as cosign verify-attestation).",
     )
     required: list[AuthorityName] = Field(
         default_factory=list,
@@ -234,7 +271,22 @@ class TrustPolicySpec(_Strict):
     )
     attestations: list[AttestationRequirement] = Field(
         default_factory=list,
-        description="Attestations that must be present and verified (enforced in a later release).",
+        max_length=32,
+        description="Attestations that must be attached to the image digest and verified, each by "
+        "one of its authorities (keys only in this release).",
+    )
+    signed_identity: SignedIdentity = Field(
+        default_factory=SignedIdentity,
+        alias="signedIdentity",
+        description="Whether the repository named inside a signature must match; default: not "
+        "checked, so replicated images verify.",
+    )
+    index_covers_children: bool = Field(
+        default=False,
+        alias="indexCoversChildren",
+        description="Admit a platform image referenced as repo:tag@sha256:<child> without its "
+        "own signature when the image index the tag resolves to lists that digest and "
+        "satisfies this policy (cosign sign without --recursive signs only the index).",
     )
 
     @model_validator(mode="after")
@@ -250,6 +302,8 @@ class TrustPolicySpec(_Strict):
             raise ValueError(
                 f"threshold {self.threshold} exceeds the number of authorities ({len(names)})"
             )
+        if self.threshold == 0 and not self.attestations:
+            raise ValueError("threshold 0 needs at least one entry in 'attestations'")
         for attestation in self.attestations:
             missing = sorted(set(attestation.authorities) - set(names))
             if missing:

@@ -7,8 +7,25 @@ from the TrustPolicy model.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from signgate.signatures.keys import PublicKey
+
+
+class RepositoryMatcher(Protocol):
+    """Something that decides whether a normalised ``registry/repository`` matches."""
+
+    def matches(self, name: str) -> bool:
+        """Whether ``name`` matches."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIdentityRule:
+    """Which repository a signature must name (simple-signing ``docker-reference``)."""
+
+    match: Literal["Any", "ImageRepository", "Repositories"] = "Any"
+    repositories: tuple[RepositoryMatcher, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,27 @@ class SignatureFormat(StrEnum):
     """cosign v2 ``--registry-referrers-mode=oci-1-1``: the same layers in a referrer manifest."""
     BUNDLE = "sigstore bundle"
     """cosign v3 default: a sigstore bundle in an OCI 1.1 referrer."""
+    LEGACY_ATTESTATION = "cosign .att tag"
+    """cosign v1/v2 ``attest``: DSSE envelopes as layers of ``sha256-<hex>.att``."""
 
 
 COSIGN_SIGNATURE_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 """The in-toto predicate of a cosign v3 *signature*; every other predicate is an attestation."""
+
+PREDICATE_TYPE_SHORTHANDS = {
+    "custom": "https://cosign.sigstore.dev/attestation/v1",
+    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance1": "https://slsa.dev/provenance/v1",
+    "spdx": "https://spdx.dev/Document",
+    "spdxjson": "https://spdx.dev/Document",
+    "cyclonedx": "https://cyclonedx.org/bom",
+    "link": "https://in-toto.io/Link/v1",
+    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
+    "openvex": "https://openvex.dev/ns",
+}
+"""cosign's ``--type`` shorthands (``attest``, ``verify-attestation``) and the predicate types
+they stand for; any other value is a predicate type URI itself."""
 
 ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
@@ -34,7 +51,11 @@ ANNOTATION_RFC3161 = "dev.sigstore.cosign/rfc3161timestamp"
 
 @dataclass(frozen=True, slots=True)
 class LegacySignature:
-    """One simple-signing layer: the exact payload bytes and the layer's annotations."""
+    """One legacy layer: the exact blob bytes and the layer's annotations.
+
+    The blob is a simple-signing payload (``.sig``), or a DSSE envelope (``.att``, `format`
+    `SignatureFormat.LEGACY_ATTESTATION`) whose signature is inside it, not in an annotation.
+    """
 
     source: str
     format: SignatureFormat

@@ -20,11 +20,24 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from signgate.errors import BundleFormatError, SignatureError, TransparencyLogError
-from signgate.reference import Digest
-from signgate.signatures.authority import AuthorityMaterial, KeyAuthority
+from signgate.errors import (
+    BundleFormatError,
+    InvalidReferenceError,
+    SignatureError,
+    TransparencyLogError,
+    truncate,
+)
+from signgate.reference import Digest, parse_reference
+from signgate.signatures import _json
+from signgate.signatures.authority import AuthorityMaterial, KeyAuthority, SignedIdentityRule
 from signgate.signatures.bundle import SigstoreBundle, parse_bundle
-from signgate.signatures.dsse import IN_TOTO_PAYLOAD_TYPE, parse_statement
+from signgate.signatures.dsse import (
+    IN_TOTO_PAYLOAD_TYPE,
+    DsseEnvelope,
+    InTotoStatement,
+    parse_envelope,
+    parse_statement,
+)
 from signgate.signatures.found import (
     ANNOTATION_BUNDLE,
     COSIGN_SIGNATURE_PREDICATE,
@@ -35,7 +48,7 @@ from signgate.signatures.found import (
     UnusableSignature,
 )
 from signgate.signatures.keys import PublicKey
-from signgate.signatures.simplesigning import parse_simple_signing
+from signgate.signatures.simplesigning import SimpleSigningPayload, parse_simple_signing
 from signgate.signatures.tlog import parse_cosign_bundle_annotation, verify_tlog_entry
 from signgate.signatures.trusted_root import TrustedRoot
 
@@ -51,6 +64,20 @@ class RejectionKind(StrEnum):
     NOT_A_SIGNATURE = "not-a-signature"
     TLOG = "tlog"
     UNSUPPORTED = "unsupported"
+    WRONG_IDENTITY = "wrong-identity"
+    NOT_AN_ATTESTATION = "not-an-attestation"
+    OTHER_PREDICATE = "other-predicate"
+
+
+class ClaimKind(StrEnum):
+    """What a signature's signed bytes claim, and so how the claim binds to an image digest."""
+
+    SIMPLE_SIGNING = "simple-signing"
+    """A simple-signing payload naming ``docker-manifest-digest``."""
+    IN_TOTO = "in-toto"
+    """A DSSE envelope over an in-toto statement whose subject names the digest."""
+    MESSAGE_DIGEST = "message-digest"
+    """A bundle ``messageSignature`` over the image manifest itself (no statement)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +86,18 @@ class VerifiedSignature:
 
     authority: str
     signer: str
+    format: SignatureFormat
+    source: str
+    tlog_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAttestation:
+    """An attestation of ``predicate_type`` that counts for ``authority``."""
+
+    authority: str
+    signer: str
+    predicate_type: str
     format: SignatureFormat
     source: str
     tlog_index: int | None = None
@@ -79,11 +118,11 @@ class PreparedSignature:
 
     source: str
     format: SignatureFormat
+    claim: ClaimKind
     signature: bytes
     signed_bytes: bytes | None
-    """What the signature covers: the simple-signing payload or the DSSE PAE."""
-    signed_digest: bytes | None
-    """For a bundle ``messageSignature``: the sha256 the signature covers (the image digest)."""
+    """What the signature covers: the simple-signing payload or the DSSE PAE; None for
+    `ClaimKind.MESSAGE_DIGEST`, whose signature covers the image digest being checked."""
     payload: bytes
     """The claim to read once the signature verifies (payload or in-toto statement)."""
     bundle: SigstoreBundle | None = None
@@ -106,19 +145,58 @@ def prepare(found: FoundSignature) -> PreparedSignature | Rejection:
     if isinstance(found, UnusableSignature):
         return Rejection(found.source, RejectionKind.MALFORMED, found.reason)
     if isinstance(found, LegacySignature):
+        if found.format is SignatureFormat.LEGACY_ATTESTATION:
+            return _prepare_legacy_attestation(found)
         signature = _decode_signature(found.signature_b64, found.source)
         if isinstance(signature, Rejection):
             return signature
         return PreparedSignature(
             source=found.source,
             format=found.format,
+            claim=ClaimKind.SIMPLE_SIGNING,
             signature=signature,
             signed_bytes=found.payload,
-            signed_digest=None,
             payload=found.payload,
             legacy_tlog_annotation=found.annotations.get(ANNOTATION_BUNDLE),
         )
     return _prepare_bundle(found)
+
+
+def _prepare_dsse(
+    envelope: DsseEnvelope, source: str, fmt: SignatureFormat, bundle: SigstoreBundle | None
+) -> PreparedSignature | Rejection:
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE:
+        return Rejection(
+            source,
+            RejectionKind.NOT_A_SIGNATURE,
+            f"DSSE payload type is {envelope.payload_type!r}, not an in-toto statement",
+        )
+    if len(envelope.signatures) != 1:
+        return Rejection(
+            source,
+            RejectionKind.MALFORMED,
+            f"DSSE envelope has {len(envelope.signatures)} signatures (exactly 1 expected)",
+        )
+    return PreparedSignature(
+        source=source,
+        format=fmt,
+        claim=ClaimKind.IN_TOTO,
+        signature=envelope.signatures[0],
+        signed_bytes=envelope.pae(),
+        payload=envelope.payload,
+        bundle=bundle,
+    )
+
+
+def _prepare_legacy_attestation(found: LegacySignature) -> PreparedSignature | Rejection:
+    # The layer's own signature annotation is "" by design: the signature is in the envelope.
+    try:
+        envelope = parse_envelope(
+            _json.loads(found.payload, what="DSSE envelope", error=BundleFormatError)
+        )
+    except BundleFormatError as exc:
+        return Rejection(found.source, RejectionKind.MALFORMED, f"invalid DSSE envelope: {exc}")
+    return _prepare_dsse(envelope, found.source, found.format, None)
 
 
 def _prepare_bundle(found: BundleSignature) -> PreparedSignature | Rejection:
@@ -134,37 +212,16 @@ def _prepare_bundle(found: BundleSignature) -> PreparedSignature | Rejection:
             f"sigstore bundle v{bundle.version[0]}.{bundle.version[1]} (need v0.3 or later)",
         )
     if bundle.dsse is not None:
-        envelope = bundle.dsse
-        if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE:
-            return Rejection(
-                found.source,
-                RejectionKind.NOT_A_SIGNATURE,
-                f"DSSE payload type is {envelope.payload_type!r}, not an in-toto statement",
-            )
-        if len(envelope.signatures) != 1:
-            return Rejection(
-                found.source,
-                RejectionKind.MALFORMED,
-                f"DSSE envelope has {len(envelope.signatures)} signatures (exactly 1 expected)",
-            )
-        return PreparedSignature(
-            source=found.source,
-            format=SignatureFormat.BUNDLE,
-            signature=envelope.signatures[0],
-            signed_bytes=envelope.pae(),
-            signed_digest=None,
-            payload=envelope.payload,
-            bundle=bundle,
-        )
+        return _prepare_dsse(bundle.dsse, found.source, SignatureFormat.BUNDLE, bundle)
     message = bundle.message_signature
     if message is None:  # parse_bundle guarantees one of the two; stay closed anyway
         return Rejection(found.source, RejectionKind.MALFORMED, "bundle has no signature")
     return PreparedSignature(
         source=found.source,
         format=SignatureFormat.BUNDLE,
+        claim=ClaimKind.MESSAGE_DIGEST,
         signature=message.signature,
         signed_bytes=None,
-        signed_digest=b"",  # filled per image: the signature covers the image manifest itself
         payload=b"",
         bundle=bundle,
     )
@@ -190,10 +247,78 @@ def _verify_prehashed_sha256(key: PublicKey, signature: bytes, digest: bytes) ->
     return False
 
 
-def _check_claim(prepared: PreparedSignature, digest: Digest) -> Rejection | None:
+def _check_signed_identity(
+    payload: SimpleSigningPayload, rule: SignedIdentityRule, repository: str | None, source: str
+) -> Rejection | None:
+    if rule.match == "Any":
+        return None
+    signed = payload.docker_reference
+    if not signed:
+        return Rejection(
+            source,
+            RejectionKind.WRONG_IDENTITY,
+            "signature names no repository (critical.identity.docker-reference) and the policy "
+            "matches signed identities",
+        )
+    try:
+        name = parse_reference(signed).name
+    except InvalidReferenceError as exc:
+        return Rejection(
+            source,
+            RejectionKind.WRONG_IDENTITY,
+            f"signed docker-reference {truncate(signed, 200)!r} is not a reference: {exc.reason}",
+        )
+    if rule.match == "ImageRepository":
+        if name == repository:
+            return None
+        wanted = f"the image's repository {repository}"
+    else:
+        if any(p.matches(name) for p in rule.repositories):
+            return None
+        wanted = "a repository in the policy's signedIdentity.repositories"
+    return Rejection(
+        source,
+        RejectionKind.WRONG_IDENTITY,
+        f"signature was made for {name}, not {wanted}",
+    )
+
+
+def _statement(prepared: PreparedSignature) -> InTotoStatement | Rejection:
+    try:
+        return parse_statement(prepared.payload)
+    except BundleFormatError as exc:
+        return Rejection(
+            prepared.source, RejectionKind.MALFORMED, f"invalid in-toto statement: {exc}"
+        )
+
+
+def _what(statement: InTotoStatement) -> str:
+    if statement.predicate_type == COSIGN_SIGNATURE_PREDICATE:
+        return "signature"
+    return f"attestation of type {statement.predicate_type}"
+
+
+def _check_subject(statement: InTotoStatement, digest: Digest, source: str) -> Rejection | None:
+    hex_digest = digest.removeprefix("sha256:")
+    if hex_digest in statement.subject_digests("sha256"):
+        return None
+    subjects = ", ".join(sorted(f"sha256:{d[:12]}…" for d in statement.subject_digests("sha256")))
+    return Rejection(
+        source,
+        RejectionKind.WRONG_DIGEST,
+        f"{_what(statement)} is for {subjects or 'no sha256 subject'}, not {digest}",
+    )
+
+
+def _check_claim(
+    prepared: PreparedSignature,
+    digest: Digest,
+    rule: SignedIdentityRule,
+    repository: str | None,
+) -> Rejection | None:
     """After the signature verified: does its claim bind to ``digest``, as a signature?"""
     source = prepared.source
-    if prepared.bundle is None:
+    if prepared.claim is ClaimKind.SIMPLE_SIGNING:
         try:
             payload = parse_simple_signing(prepared.payload)
         except SignatureError as exc:
@@ -204,13 +329,18 @@ def _check_claim(prepared: PreparedSignature, digest: Digest) -> Rejection | Non
                 RejectionKind.WRONG_DIGEST,
                 f"signature is for {payload.manifest_digest}, not {digest}",
             )
-        return None
-    if prepared.signed_digest is not None:
-        return None  # messageSignature: verified over the digest itself
-    try:
-        statement = parse_statement(prepared.payload)
-    except BundleFormatError as exc:
-        return Rejection(source, RejectionKind.MALFORMED, f"invalid in-toto statement: {exc}")
+        return _check_signed_identity(payload, rule, repository, source)
+    if rule.match != "Any":
+        return Rejection(
+            source,
+            RejectionKind.WRONG_IDENTITY,
+            "sigstore bundles name no repository and the policy matches signed identities",
+        )
+    if prepared.claim is ClaimKind.MESSAGE_DIGEST:
+        return None  # verified over the digest itself
+    statement = _statement(prepared)
+    if isinstance(statement, Rejection):
+        return statement
     if statement.predicate_type != COSIGN_SIGNATURE_PREDICATE:
         return Rejection(
             source,
@@ -218,17 +348,7 @@ def _check_claim(prepared: PreparedSignature, digest: Digest) -> Rejection | Non
             f"attestation of type {statement.predicate_type}, not a signature "
             f"(predicate {COSIGN_SIGNATURE_PREDICATE})",
         )
-    hex_digest = digest.removeprefix("sha256:")
-    if hex_digest not in statement.subject_digests("sha256"):
-        subjects = ", ".join(
-            sorted(f"sha256:{d[:12]}…" for d in statement.subject_digests("sha256"))
-        )
-        return Rejection(
-            source,
-            RejectionKind.WRONG_DIGEST,
-            f"signature is for {subjects or 'no sha256 subject'}, not {digest}",
-        )
-    return None
+    return _check_subject(statement, digest, source)
 
 
 def _check_tlog(
@@ -244,6 +364,14 @@ def _check_tlog(
         )
     try:
         if prepared.bundle is None:
+            if prepared.claim is not ClaimKind.SIMPLE_SIGNING:
+                # Legacy .att entries are Rekor intoto/dsse bodies over the envelope; not read yet.
+                return Rejection(
+                    source,
+                    RejectionKind.UNSUPPORTED,
+                    "transparency-log checks of legacy .att attestations are not supported "
+                    "(attest with cosign v3 bundles, or set transparencyLog: Ignore)",
+                )
             if not prepared.legacy_tlog_annotation:
                 return Rejection(
                     source,
@@ -275,13 +403,13 @@ def _check_tlog(
                     signature=prepared.signature,
                     signed_bytes_sha256=(
                         bytes.fromhex(digest.removeprefix("sha256:"))
-                        if prepared.signed_digest is not None
+                        if prepared.claim is ClaimKind.MESSAGE_DIGEST
                         else None
                     ),
                     verifier_der=key.der,
                     dsse_payload_sha256=(
                         hashlib.sha256(prepared.payload).digest()
-                        if prepared.signed_digest is None
+                        if prepared.claim is ClaimKind.IN_TOTO
                         else None
                     ),
                 )
@@ -294,14 +422,44 @@ def _check_tlog(
         return Rejection(source, RejectionKind.TLOG, f"transparency log entry: {exc}")
 
 
+def _verify_crypto(prepared: PreparedSignature, key: PublicKey, digest: Digest) -> bool:
+    if prepared.claim is ClaimKind.MESSAGE_DIGEST:
+        return _verify_prehashed_sha256(
+            key, prepared.signature, bytes.fromhex(digest.removeprefix("sha256:"))
+        )
+    assert prepared.signed_bytes is not None
+    return key.verify(prepared.signature, prepared.signed_bytes)
+
+
+def _tlog_if_required(
+    prepared: PreparedSignature,
+    authority: KeyAuthority,
+    digest: Digest,
+    trusted_root: TrustedRoot | None,
+) -> int | Rejection | None:
+    """The verified log index when the authority requires the transparency log, else None."""
+    if not authority.requires_tlog:
+        return None
+    return _check_tlog(prepared, authority.key, digest, trusted_root)
+
+
+_ANY_IDENTITY = SignedIdentityRule()
+
+
 def verify_with_authority(
     prepared: PreparedSignature,
     authority: AuthorityMaterial,
     *,
     digest: Digest,
     trusted_root: TrustedRoot | None,
+    signed_identity: SignedIdentityRule = _ANY_IDENTITY,
+    repository: str | None = None,
 ) -> VerifiedSignature | Rejection:
-    """Check one prepared signature against one authority for the image ``digest``."""
+    """Check one prepared signature against one authority for the image ``digest``.
+
+    ``repository`` (the image's ``registry/repository``) is needed when ``signed_identity``
+    matches the image's own repository.
+    """
     if not isinstance(authority, KeyAuthority):
         return Rejection(
             prepared.source,
@@ -309,32 +467,74 @@ def verify_with_authority(
             f"authority {authority.name!r}: keyless verification is not available in this release",
         )
     key = authority.key
-    if prepared.signed_digest is not None:
-        ok = _verify_prehashed_sha256(
-            key, prepared.signature, bytes.fromhex(digest.removeprefix("sha256:"))
-        )
-    else:
-        assert prepared.signed_bytes is not None
-        ok = key.verify(prepared.signature, prepared.signed_bytes)
-    if not ok:
+    if not _verify_crypto(prepared, key, digest):
         return Rejection(
             prepared.source,
             RejectionKind.UNKNOWN_KEY,
             f"signature does not verify with {authority.describe}",
         )
-    rejection = _check_claim(prepared, digest)
+    rejection = _check_claim(prepared, digest, signed_identity, repository)
     if rejection is not None:
         return rejection
-    tlog_index: int | None = None
-    if authority.requires_tlog:
-        checked = _check_tlog(prepared, key, digest, trusted_root)
-        if isinstance(checked, Rejection):
-            return checked
-        tlog_index = checked
+    tlog_index = _tlog_if_required(prepared, authority, digest, trusted_root)
+    if isinstance(tlog_index, Rejection):
+        return tlog_index
     return VerifiedSignature(
         authority=authority.name,
         signer=authority.describe,
         format=prepared.format,
         source=prepared.source,
+        tlog_index=tlog_index,
+    )
+
+
+def verify_attestation(
+    prepared: PreparedSignature,
+    authority: AuthorityMaterial,
+    *,
+    digest: Digest,
+    predicate_type: str,
+    trusted_root: TrustedRoot | None,
+) -> VerifiedAttestation | Rejection:
+    """Check that ``prepared`` is an attestation of ``predicate_type`` about ``digest``, signed
+    by ``authority`` (``cosign verify-attestation --type``)."""
+    source = prepared.source
+    if prepared.claim is not ClaimKind.IN_TOTO:
+        return Rejection(
+            source, RejectionKind.NOT_AN_ATTESTATION, "a signature, not an in-toto attestation"
+        )
+    if not isinstance(authority, KeyAuthority):
+        return Rejection(
+            source,
+            RejectionKind.UNSUPPORTED,
+            f"authority {authority.name!r}: keyless verification is not available in this release",
+        )
+    if not _verify_crypto(prepared, authority.key, digest):
+        return Rejection(
+            source,
+            RejectionKind.UNKNOWN_KEY,
+            f"attestation does not verify with {authority.describe}",
+        )
+    statement = _statement(prepared)
+    if isinstance(statement, Rejection):
+        return statement
+    if statement.predicate_type != predicate_type:
+        return Rejection(
+            source,
+            RejectionKind.OTHER_PREDICATE,
+            f"{_what(statement)}, not {predicate_type}",
+        )
+    rejection = _check_subject(statement, digest, source)
+    if rejection is not None:
+        return rejection
+    tlog_index = _tlog_if_required(prepared, authority, digest, trusted_root)
+    if isinstance(tlog_index, Rejection):
+        return tlog_index
+    return VerifiedAttestation(
+        authority=authority.name,
+        signer=authority.describe,
+        predicate_type=predicate_type,
+        format=prepared.format,
+        source=source,
         tlog_index=tlog_index,
     )

@@ -497,7 +497,26 @@ AGREEMENT_CASES: list[tuple[str, Mutation, bool]] = [
     ("empty authorities", _set("authorities", []), False),
     ("threshold = authorities", _set("threshold", 2), True),
     ("threshold > authorities", _set("threshold", 3), False),
-    ("threshold 0", _set("threshold", 0), False),
+    ("threshold 0 with attestations", _set("threshold", 0), True),
+    (
+        "threshold 0 without attestations",
+        lambda s: [s.update(threshold=0), s.pop("attestations", None)],
+        False,
+    ),
+    ("signedIdentity ImageRepository", _set("signedIdentity", {"match": "ImageRepository"}), True),
+    (
+        "signedIdentity Repositories",
+        _set("signedIdentity", {"match": "Repositories", "repositories": ["a.example/**"]}),
+        True,
+    ),
+    ("signedIdentity Repositories, none", _set("signedIdentity", {"match": "Repositories"}), False),
+    (
+        "signedIdentity repositories without Repositories",
+        _set("signedIdentity", {"repositories": ["a.example/**"]}),
+        False,
+    ),
+    ("signedIdentity typo", _set("signedIdentity", {"match": "imageRepository"}), False),
+    ("indexCoversChildren", _set("indexCoversChildren", True), True),
     ("required names an authority", _set("required", ["ci"]), True),
     ("required names both", _set("required", ["ci", "release-key"]), True),
     ("required names a stranger", _set("required", ["ci", "mallory"]), False),
@@ -561,7 +580,7 @@ def test_every_cel_rule_rejects_at_least_one_case(crd: JSON) -> None:
         for _, node in walk(openapi(crd), "")
         for rule in node.get("x-kubernetes-validations", [])
     ]
-    assert len(rules) == 6
+    assert len(rules) == 8
     assert set(rules) <= messages
 
 

@@ -59,7 +59,8 @@ def test_a_valid_policy_loads_and_compiles(tmp_path: Path) -> None:
     ("extra", "message"),
     [
         ("  threshold: 2", "threshold 2 exceeds the number of authorities"),
-        ("  threshold: 0", "spec.threshold"),
+        ("  threshold: 0", "threshold 0 needs at least one entry in 'attestations'"),
+        ("  threshold: -1", "spec.threshold"),
         ("  required: [nobody]", "unknown authorities: nobody"),
         ("  mode: enforce", "spec.mode"),
         ("  imagse: []", "imagse"),

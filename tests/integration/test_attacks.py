@@ -126,6 +126,7 @@ async def test_thousand_layer_signature_manifest_is_refused_quickly(
     decision = await check(f"{pusher.host}/{name}:v1", [key_policy(key)])
     elapsed = time.monotonic() - started
     assert not decision.allowed
+    # difference: limits
     assert "1000 layers (limit 128)" in decision.reasons[0]
     assert elapsed < 10  # generous: one manifest fetch, no blob fetches
 
@@ -141,6 +142,7 @@ async def test_many_signatures_are_capped_but_a_valid_one_in_range_counts(
     layers = [bogus] * 40 + [signed.layer]
     await signer.push_signature_manifest(pusher, name, signature_tag(digest), layers)
     decision = await check(f"{pusher.host}/{name}:v1", [key_policy(key)])
+    # difference: limits
     assert not decision.allowed  # the valid one is the 41st: past the cap of 32
     assert any("examined the first 32" in note for note in decision.notes)
     await signer.push_signature_manifest(

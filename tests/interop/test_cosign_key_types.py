@@ -283,6 +283,7 @@ async def test_imported_key_signs_and_both_verifiers_agree(
     assert cosign_other.returncode != 0
     assert variant.cosign_mismatch in cosign_other.stderr, cosign_other.stderr[-1000:]
 
+    # difference: ed25519ph
     if kind in COSIGN_REFUSES_OWN_SIGNATURE:
         # The one disagreement: cosign cannot verify its own Ed25519ph signature (see above).
         assert cosign_signer.returncode != 0
@@ -293,6 +294,7 @@ async def test_imported_key_signs_and_both_verifiers_agree(
         cosign_signer.returncode == 0,
         cosign_other.returncode == 0,
     )
+    # difference: p384-digest
     if flags:
         # Without the flag cosign checks the P-384 signature with SHA-256 and refuses it.
         plain = await asyncio.to_thread(cosign_verify, variant.version, tmp_path, signer_pub, image)

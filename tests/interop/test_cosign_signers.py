@@ -161,6 +161,7 @@ async def test_threshold_two_needs_both_signers(
     repo, digest, image = await fresh_image(pusher)
     policy = write_policy(tmp_path / "two-of-two.yaml", keys, ["a", "b"], threshold=2)
 
+    # difference: threshold (cosign has no threshold or required signer)
     # Only a has signed: signgate counts 1 of the 2 needed; cosign agrees a signed and b did not.
     await asyncio.to_thread(cosign_sign, scheme, keys, "a", image)
     assert await stored_signatures(pusher, repo, digest) == expected_count(scheme, 1)
@@ -239,6 +240,7 @@ async def test_legacy_and_bundle_signatures_count_together(
     )
     assert record["allowed"] is True, record["reasons"]
     assert signers_of(record) == {"a": LEGACY.format, "b": BUNDLE.format}
+    # difference: mixed-schemes
     # cosign v3 admits the image with each key, but reads one scheme per run: bundles whenever
     # there are any, the .sig tag only when told --new-bundle-format=false.
     assert (v3_b, v3_a_legacy) == (True, True)

@@ -69,3 +69,35 @@ async def signgate_verify(
     record: dict[str, object] = json.loads(out)
     assert record["allowed"] is (proc.returncode == 0)
     return record
+
+
+#: What keeps each cosign ``sign`` on this machine: no Rekor upload (v3 also needs its signing
+#: config off, which names the public Rekor).
+OFFLINE_SIGN = {
+    "v2.6.5": ("--tlog-upload=false",),
+    "v3.1.2": ("--tlog-upload=false", "--use-signing-config=false"),
+}
+
+
+def cosign_sign(version: str, home: Path, image: str, *extra: str, key: str = "cosign.key") -> None:
+    """``cosign sign --key KEY`` offline, against an insecure registry."""
+    run_cosign(
+        version, home, "sign", "--key", key, *OFFLINE_SIGN[version], "--allow-insecure-registry",
+        "--yes", *extra, image,
+    )  # fmt: skip
+
+
+def cosign_verifies(
+    version: str, home: Path, image: str, *extra: str, key: str = "cosign.pub"
+) -> bool:
+    """Whether ``cosign verify --key KEY`` admits ``image``; a refusal must be cosign saying it
+    found no (matching) signature, never another failure."""
+    result = run_cosign(
+        version, home, "verify", "--key", key, "--insecure-ignore-tlog",
+        "--allow-insecure-registry", *extra, image, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        assert (
+            "no signatures found" in result.stderr or "no matching signatures" in result.stderr
+        ), result.stderr[-1000:]
+    return result.returncode == 0

@@ -134,8 +134,10 @@ def _decode_signature(text: str | None, source: str) -> bytes | Rejection:
         return Rejection(
             source, RejectionKind.NOT_A_SIGNATURE, "layer has no cosign signature annotation"
         )
+    # Go's base64 decoder skips CR and LF, and `cosign attach signature` stores the file it is
+    # given verbatim: a signature saved by `cosign sign-blob` ends with a newline.
     try:
-        return b64decode(text, validate=True)
+        return b64decode(text.replace("\r", "").replace("\n", ""), validate=True)
     except (binascii.Error, ValueError):
         return Rejection(source, RejectionKind.MALFORMED, "signature annotation is not base64")
 
@@ -346,7 +348,7 @@ def _check_claim(
             source,
             RejectionKind.NOT_A_SIGNATURE,
             f"attestation of type {statement.predicate_type}, not a signature "
-            f"(predicate {COSIGN_SIGNATURE_PREDICATE})",
+            f"(a signature has predicate type {COSIGN_SIGNATURE_PREDICATE})",
         )
     return _check_subject(statement, digest, source)
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from signatures_testkit import FakeLog, hashedrekord_body, public_pem
 
 from signgate.reference import Digest
-from signgate.signatures.authority import KeyAuthority
+from signgate.signatures.authority import KeyAuthority, SignedIdentityRule
 from signgate.signatures.cosign_key import sign
 from signgate.signatures.found import (
     ANNOTATION_BUNDLE,
@@ -24,8 +24,10 @@ from signgate.signatures.verify import (
     PreparedSignature,
     Rejection,
     RejectionKind,
+    VerifiedAttestation,
     VerifiedSignature,
     prepare,
+    verify_attestation,
     verify_with_authority,
 )
 
@@ -198,5 +200,185 @@ def test_ignored_tlog_does_not_look_at_the_annotation() -> None:
     found = legacy(key, payload(), **{ANNOTATION_BUNDLE: "not even json"})
     result = verify_with_authority(
         prepared(found), authority(key), digest=DIGEST, trusted_root=None
+    )
+    assert isinstance(result, VerifiedSignature)
+
+
+# -- attestations and signed identities ------------------------------------------------------------
+
+
+def legacy_attestation(
+    key: ec.EllipticCurvePrivateKey, predicate_type: str, digest: str = DIGEST
+) -> LegacySignature:
+    statement = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "subject": [{"name": "registry.example/app", "digest": {"sha256": digest[7:]}}],
+            "predicateType": predicate_type,
+            "predicate": {},
+        }
+    ).encode()
+    pae = b"DSSEv1 28 application/vnd.in-toto+json %d %b" % (len(statement), statement)
+    envelope = json.dumps(
+        {
+            "payloadType": "application/vnd.in-toto+json",
+            "payload": base64.b64encode(statement).decode(),
+            "signatures": [{"keyid": "", "sig": base64.b64encode(sign(key, pae)).decode()}],
+        }
+    ).encode()
+    return LegacySignature(
+        "r/app:sha256-ab.att layer 1",
+        SignatureFormat.LEGACY_ATTESTATION,
+        envelope,
+        {ANNOTATION_SIGNATURE: "", "predicateType": predicate_type},
+    )
+
+
+SLSA = "https://slsa.dev/provenance/v1"
+
+
+def test_legacy_attestation_counts_only_as_its_predicate_type() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    attestation = prepared(legacy_attestation(key, SLSA))
+    verified = verify_attestation(
+        attestation, authority(key), digest=DIGEST, predicate_type=SLSA, trusted_root=None
+    )
+    assert isinstance(verified, VerifiedAttestation)
+    assert verified.format is SignatureFormat.LEGACY_ATTESTATION
+
+    other = verify_attestation(
+        attestation,
+        authority(key),
+        digest=DIGEST,
+        predicate_type="https://cyclonedx.org/bom",
+        trusted_root=None,
+    )
+    assert isinstance(other, Rejection)
+    assert other.kind is RejectionKind.OTHER_PREDICATE
+    assert other.reason == f"attestation of type {SLSA}, not https://cyclonedx.org/bom"
+
+    as_signature = verify_with_authority(
+        attestation, authority(key), digest=DIGEST, trusted_root=None
+    )
+    assert isinstance(as_signature, Rejection)
+    assert as_signature.kind is RejectionKind.NOT_A_SIGNATURE
+
+    signature = prepared(legacy(key, payload()))
+    as_attestation = verify_attestation(
+        signature, authority(key), digest=DIGEST, predicate_type=SLSA, trusted_root=None
+    )
+    assert isinstance(as_attestation, Rejection)
+    assert as_attestation.kind is RejectionKind.NOT_AN_ATTESTATION
+
+
+def test_legacy_attestation_for_another_digest_or_key_is_refused() -> None:
+    key, stranger = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    elsewhere = prepared(legacy_attestation(key, SLSA, "sha256:" + "cd" * 32))
+    result = verify_attestation(
+        elsewhere, authority(key), digest=DIGEST, predicate_type=SLSA, trusted_root=None
+    )
+    assert isinstance(result, Rejection)
+    assert result.kind is RejectionKind.WRONG_DIGEST
+    unknown = verify_attestation(
+        prepared(legacy_attestation(stranger, SLSA)),
+        authority(key),
+        digest=DIGEST,
+        predicate_type=SLSA,
+        trusted_root=None,
+    )
+    assert isinstance(unknown, Rejection)
+    assert unknown.kind is RejectionKind.UNKNOWN_KEY
+
+
+def test_legacy_attestation_with_required_tlog_is_unsupported() -> None:
+    # difference: legacy-att-tlog
+    key = ec.generate_private_key(ec.SECP256R1())
+    log = FakeLog(ec.generate_private_key(ec.SECP256R1()))
+    result = verify_attestation(
+        prepared(legacy_attestation(key, SLSA)),
+        authority(key, tlog=True),
+        digest=DIGEST,
+        predicate_type=SLSA,
+        trusted_root=log.trusted_root(),
+    )
+    assert isinstance(result, Rejection)
+    assert result.kind is RejectionKind.UNSUPPORTED
+    assert "legacy .att attestations" in result.reason
+
+
+def test_malformed_legacy_attestation_is_a_rejection() -> None:
+    found = LegacySignature(
+        "r/app:sha256-ab.att layer 1", SignatureFormat.LEGACY_ATTESTATION, b"{not json", {}
+    )
+    result = prepare(found)
+    assert isinstance(result, Rejection)
+    assert result.kind is RejectionKind.MALFORMED
+    assert result.reason.startswith("invalid DSSE envelope")
+
+
+class Matcher:
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def matches(self, name: str) -> bool:
+        return name in self.names
+
+
+def test_signed_identity_rules() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    signature = prepared(legacy(key, payload()))  # docker-reference registry.example/app
+
+    def check(rule: SignedIdentityRule, repository: str) -> VerifiedSignature | Rejection:
+        return verify_with_authority(
+            signature,
+            authority(key),
+            digest=DIGEST,
+            trusted_root=None,
+            signed_identity=rule,
+            repository=repository,
+        )
+
+    assert isinstance(check(SignedIdentityRule(), "mirror.example/app"), VerifiedSignature)
+    own = SignedIdentityRule("ImageRepository")
+    assert isinstance(check(own, "registry.example/app"), VerifiedSignature)
+    moved = check(own, "mirror.example/app")
+    assert isinstance(moved, Rejection)
+    assert moved.kind is RejectionKind.WRONG_IDENTITY
+    assert moved.reason == (
+        "signature was made for registry.example/app, not the image's repository mirror.example/app"
+    )
+    listed = SignedIdentityRule("Repositories", (Matcher("registry.example/app"),))
+    assert isinstance(check(listed, "mirror.example/app"), VerifiedSignature)
+    unlisted = SignedIdentityRule("Repositories", (Matcher("other.example/app"),))
+    assert isinstance(check(unlisted, "mirror.example/app"), Rejection)
+
+
+def test_signed_identity_with_a_tag_or_docker_hub_short_name_is_normalised() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = payload().replace(b'"registry.example/app"', b'"nginx:1.27"')
+    result = verify_with_authority(
+        prepared(legacy(key, body)),
+        authority(key),
+        digest=DIGEST,
+        trusted_root=None,
+        signed_identity=SignedIdentityRule("ImageRepository"),
+        repository="docker.io/library/nginx",
+    )
+    assert isinstance(result, VerifiedSignature)
+
+
+def test_signature_annotation_with_a_trailing_newline_decodes_like_cosign() -> None:
+    # `cosign attach signature --signature FILE` stores the file as written by sign-blob, newline
+    # included; Go's base64 decoder skips it.
+    key = ec.generate_private_key(ec.SECP256R1())
+    found = legacy(key, payload())
+    with_newline = LegacySignature(
+        found.source,
+        found.format,
+        found.payload,
+        {ANNOTATION_SIGNATURE: found.annotations[ANNOTATION_SIGNATURE] + "\n"},
+    )
+    result = verify_with_authority(
+        prepared(with_newline), authority(key), digest=DIGEST, trusted_root=None
     )
     assert isinstance(result, VerifiedSignature)

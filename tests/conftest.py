@@ -29,6 +29,7 @@ from support.tls import new_ca
 from support.vectors import vectors_dir
 
 if TYPE_CHECKING:
+    from support.fake_sigstore import FakeSigstore
     from support.kube import FakeCluster
     from support.kubeapi import KubeAPIServer
 
@@ -201,5 +202,28 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServe
             yield server
         finally:
             server.stop()
+        return
+    pytest.fail(missing, pytrace=False)  # outside the except: no chained traceback
+
+
+@pytest.fixture(scope="session")
+def fake_sigstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeSigstore]:
+    """A fake Fulcio (+ CT log), Rekor v1 and TSA on loopback for the session, and the
+    ``trusted_root.json``/``signing_config.json`` trusting exactly them (``support.fake_sigstore``).
+
+    A missing node or ``@sigstore/mock`` FAILS the requesting test with
+    ``scripts/install-sigstore-mock`` in the message (never a skip).
+    """
+    from support.fake_sigstore import start_fake_sigstore
+
+    try:
+        sigstore = start_fake_sigstore(tmp_path_factory.mktemp("fake-sigstore"))
+    except MissingToolError as exc:
+        missing = str(exc)
+    else:
+        try:
+            yield sigstore
+        finally:
+            sigstore.stop()
         return
     pytest.fail(missing, pytrace=False)  # outside the except: no chained traceback

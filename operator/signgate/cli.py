@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -22,15 +23,22 @@ from signgate.admission.server import ServerSettings, make_app, running_server
 from signgate.deadline import Deadline
 from signgate.errors import ConfigError, KeyFormatError, SigngateError
 from signgate.metrics import Metrics
-from signgate.policy.compiled import CompiledPolicy, adhoc_key_policy, compile_policy
+from signgate.policy.compiled import (
+    CompiledPolicy,
+    adhoc_key_policy,
+    adhoc_keyless_policy,
+    compile_policy,
+)
 from signgate.policy.crd import render_crd
 from signgate.policy.evaluate import ImageDecision
 from signgate.policy.loading import load_policy_file
 from signgate.policy.sources import StaticPolicySource
 from signgate.registry import CredentialStore, RegistryClient, RegistryOptions
+from signgate.signatures.authority import CertificateIdentity
 from signgate.signatures.found import PREDICATE_TYPE_SHORTHANDS
 from signgate.signatures.keys import PublicKey, load_public_key_pem
-from signgate.signatures.trusted_root import TrustedRoot, load_trusted_root
+from signgate.signatures.trusted_root import TrustedRoot, default_trusted_root, load_trusted_root
+from signgate.trusted_root_file import TrustedRootFile
 from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 
 log = logging.getLogger("signgate")
@@ -108,7 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a tag's digest may be reused (default 10)",
     )
-    serve.add_argument("--trusted-root", metavar="FILE", help="sigstore trusted_root.json")
+    serve.add_argument(
+        "--trusted-root",
+        metavar="FILE",
+        help="Sigstore trusted_root.json for keyless and transparency-log checks, re-read when "
+        "it changes (default: the public-good root shipped with signgate)",
+    )
     serve.add_argument(
         "--unmatched",
         choices=("deny", "warn", "allow"),
@@ -157,11 +170,33 @@ def _add_policy_arguments(verify: argparse.ArgumentParser) -> None:
         "cosign --type shorthand such as slsaprovenance1 or cyclonedx) instead of a signature, "
         "like cosign verify-attestation (repeatable)",
     )
-    verify.add_argument("--certificate-identity", metavar="ID")
-    verify.add_argument("--certificate-identity-regexp", metavar="RE")
-    verify.add_argument("--certificate-oidc-issuer", metavar="URL")
-    verify.add_argument("--certificate-oidc-issuer-regexp", metavar="RE")
-    verify.add_argument("--trusted-root", metavar="FILE", help="sigstore trusted_root.json")
+    verify.add_argument(
+        "--certificate-identity",
+        metavar="ID",
+        help="keyless: the signing certificate's identity (SAN: email or URI), exactly",
+    )
+    verify.add_argument(
+        "--certificate-identity-regexp",
+        metavar="RE",
+        help="keyless: a regular expression the whole identity must match",
+    )
+    verify.add_argument(
+        "--certificate-oidc-issuer",
+        metavar="URL",
+        help="keyless: the OIDC issuer in the certificate, exactly "
+        "(e.g. https://token.actions.githubusercontent.com)",
+    )
+    verify.add_argument(
+        "--certificate-oidc-issuer-regexp",
+        metavar="RE",
+        help="keyless: a regular expression the whole OIDC issuer must match",
+    )
+    verify.add_argument(
+        "--trusted-root",
+        metavar="FILE",
+        help="Sigstore trusted_root.json for keyless and transparency-log checks "
+        "(default: the public-good root shipped with signgate)",
+    )
     verify.add_argument(
         "--tlog",
         choices=("require", "ignore"),
@@ -213,46 +248,66 @@ def _file_policies(paths: Sequence[str]) -> list[CompiledPolicy]:
     ]
 
 
-def _check_tlog_root(policies: Sequence[CompiledPolicy], root: TrustedRoot | None) -> None:
-    if root is not None:
-        return
-    needs_log = sorted(
-        {f"{p.name}/{a.name}" for p in policies for a in p.authorities if a.requires_tlog}
-    )
-    if needs_log:
-        raise ConfigError(
-            f"the transparency log is required ({', '.join(needs_log)}) but no "
-            "--trusted-root FILE (sigstore trusted_root.json) was given to check it against"
-        )
-
-
 def _policies(args: argparse.Namespace) -> list[CompiledPolicy]:
-    keyless = [
-        args.certificate_identity,
-        args.certificate_identity_regexp,
-        args.certificate_oidc_issuer,
-        args.certificate_oidc_issuer_regexp,
-    ]
-    if any(keyless):
-        raise ConfigError(
-            "keyless verification (--certificate-identity/--certificate-oidc-issuer) is not "
-            "available in this release; use --key or a key authority in --policy"
-        )
     policies = _file_policies(args.policy)
+    attestations = [PREDICATE_TYPE_SHORTHANDS.get(t, t) for t in args.attestation]
+    keyless = _keyless_identity(args)
+    if args.key and keyless is not None:
+        raise ConfigError(
+            "give --key or --certificate-identity/--certificate-oidc-issuer, not both"
+        )
     if args.key:
         keys = [
             (f"key-{i}" if len(args.key) > 1 else "key", _read_key(p))
             for i, p in enumerate(args.key, 1)
         ]
-        attestations = [PREDICATE_TYPE_SHORTHANDS.get(t, t) for t in args.attestation]
         policies.append(
             adhoc_key_policy(keys, requires_tlog=args.tlog == "require", attestations=attestations)
         )
+    elif keyless is not None:
+        policies.append(adhoc_keyless_policy(keyless, attestations=attestations))
     elif args.attestation:
-        raise ConfigError("--attestation needs --key (policies list theirs in spec.attestations)")
+        raise ConfigError(
+            "--attestation needs --key or --certificate-identity (policies list theirs in "
+            "spec.attestations)"
+        )
     if not policies:
-        raise ConfigError("nothing to verify against: give --key FILE or --policy FILE")
+        raise ConfigError(
+            "nothing to verify against: give --key FILE, --certificate-identity and "
+            "--certificate-oidc-issuer, or --policy FILE"
+        )
     return policies
+
+
+def _keyless_identity(args: argparse.Namespace) -> CertificateIdentity | None:
+    """The identity the --certificate-* flags name (cosign's flags, full-match regexps)."""
+    subject = (args.certificate_identity, args.certificate_identity_regexp)
+    issuer = (args.certificate_oidc_issuer, args.certificate_oidc_issuer_regexp)
+    if not any(subject) and not any(issuer):
+        return None
+    if sum(v is not None for v in subject) != 1 or sum(v is not None for v in issuer) != 1:
+        raise ConfigError(
+            "keyless verification needs exactly one of --certificate-identity and "
+            "--certificate-identity-regexp, and exactly one of --certificate-oidc-issuer and "
+            "--certificate-oidc-issuer-regexp"
+        )
+    for flag, value in (
+        ("--certificate-identity-regexp", args.certificate_identity_regexp),
+        ("--certificate-oidc-issuer-regexp", args.certificate_oidc_issuer_regexp),
+    ):
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ConfigError(
+                    f"{flag} {value!r} is not a valid regular expression: {exc}"
+                ) from exc
+    return CertificateIdentity(
+        issuer=args.certificate_oidc_issuer,
+        issuer_regexp=args.certificate_oidc_issuer_regexp,
+        subject=args.certificate_identity,
+        subject_regexp=args.certificate_identity_regexp,
+    )
 
 
 def _registry_options(args: argparse.Namespace) -> RegistryOptions:
@@ -275,9 +330,9 @@ def _registry_options(args: argparse.Namespace) -> RegistryOptions:
     return RegistryOptions(insecure_hosts=insecure, ca_files=ca_files, credentials=credentials)
 
 
-def _trusted_root(args: argparse.Namespace) -> TrustedRoot | None:
+def _trusted_root(args: argparse.Namespace) -> TrustedRoot:
     if not args.trusted_root:
-        return None
+        return default_trusted_root()
     try:
         data = Path(args.trusted_root).read_bytes()
     except OSError as exc:
@@ -371,7 +426,6 @@ async def run_verify(args: argparse.Namespace) -> int:
     policies = _policies(args)
     options = _registry_options(args)
     trusted_root = _trusted_root(args)
-    _check_tlog_root(policies, trusted_root)
     if args.timeout <= 0:
         raise ConfigError("--timeout must be positive")
     async with RegistryClient(options) as client:
@@ -406,7 +460,6 @@ async def run_serve(args: argparse.Namespace) -> int:
     policies = _file_policies(args.policy)
     options = _registry_options(args)
     trusted_root = _trusted_root(args)
-    _check_tlog_root(policies, trusted_root)
     _pull_secret(args.pull_secret)
     if args.policy and args.pull_secret:
         raise ConfigError("--pull-secret needs the operator mode (no --policy)")
@@ -430,6 +483,10 @@ async def run_serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
     async with RegistryClient(options) as client:
         engine = Verifier(client, trusted_root=trusted_root, settings=engine_settings)
+        root_watch: asyncio.Task[None] | None = None
+        if args.trusted_root:
+            root_file = TrustedRootFile(Path(args.trusted_root), engine)
+            root_watch = asyncio.create_task(root_file.watch(stop), name="trusted-root-watch")
         try:
             if not args.policy:
                 from signgate.kube.run import run_operator  # Kopf is only imported when needed
@@ -459,6 +516,9 @@ async def run_serve(args: argparse.Namespace) -> int:
                 log.info("stopping")
         except OSError as exc:
             raise ConfigError(f"cannot listen on {args.address}:{args.port}: {exc}") from exc
+        finally:
+            if root_watch is not None:
+                root_watch.cancel()
     return 0
 
 

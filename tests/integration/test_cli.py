@@ -153,12 +153,35 @@ async def test_configuration_errors_exit_2_with_one_line(tmp_path: Path) -> None
         "apiVersion: signgate.dev/v1alpha1\nkind: TrustPolicy\nmetadata: {name: x}\nspec: {}\n"
     )
     cases = [
-        (["verify", "nginx"], "give --key FILE or --policy FILE"),
+        (["verify", "nginx"], "give --key FILE, --certificate-identity and"),
         (["verify", "--key", str(tmp_path / "absent.pub"), "nginx"], "cannot read key"),
         (["verify", "--key", str(bad_key), "nginx"], str(bad_key)),
         (["verify", "--policy", str(bad_policy), "nginx"], "invalid TrustPolicy 'x'"),
-        # difference: keyless (not in this release; cosign verify has it)
-        (["verify", "--certificate-identity", "me", "nginx"], "keyless verification"),
+        (["verify", "--certificate-identity", "me", "nginx"], "exactly one of --certificate-oidc"),
+        (
+            [
+                "verify",
+                "--certificate-identity",
+                "me",
+                "--certificate-oidc-issuer-regexp",
+                "(",
+                "x",
+            ],
+            "--certificate-oidc-issuer-regexp '(' is not a valid regular expression",
+        ),
+        (
+            [
+                "verify",
+                "--key",
+                str(good_key),
+                "--certificate-identity",
+                "me",
+                "--certificate-oidc-issuer",
+                "https://issuer.example",
+                "nginx",
+            ],
+            "not both",
+        ),
         (["verify", "--key", str(bad_key), "--output", "yaml", "nginx"], "invalid choice"),
         (["verify", "--policy", str(tmp_path), "nginx"], "cannot read policy file"),
         (["verify", "--key", str(good_key), "--registry-ca", "nofile", "nginx"], "HOST:PORT=FILE"),

@@ -270,3 +270,35 @@ async def test_unsigned_index_covers_nothing(pusher: Pusher, check: Checker) -> 
     )
     assert not decision.allowed
     assert "no signature found" in decision.reasons[0]
+
+
+async def test_attestation_conditions_read_the_verified_predicate(
+    pusher: Pusher, check: Checker
+) -> None:
+    name, key = repo(), generate_key()
+    digest = await pusher.push_random_image(name, "v1")
+    builder = "https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1"
+    await signer.attest_legacy(
+        pusher, name, digest, key, SLSA, {"runDetails": {"builder": {"id": builder}}}
+    )
+    image = f"{pusher.host}/{name}@{digest}"
+
+    def requiring(condition: dict[str, Any]) -> CompiledPolicy:
+        attestation = {"predicateType": SLSA, "conditions": [condition]}
+        return policy(key, threshold=0, attestations=[attestation])
+
+    field = "runDetails.builder.id"
+    assert (await check(image, [requiring({"field": field, "equals": builder})])).allowed
+    pattern = r"https://github\.com/org/app/\.github/workflows/release\.yml@refs/tags/v.*"
+    assert (await check(image, [requiring({"field": field, "matches": pattern})])).allowed
+    decision = await check(image, [requiring({"field": field, "matches": "https://github.com"})])
+    assert not decision.allowed
+    assert (
+        f"predicate field {field} is '{builder}', not {field} matches /https://github.com/"
+        in (decision.reasons[0])
+    )
+    decision = await check(
+        image, [requiring({"field": "buildDefinition.buildType", "oneOf": ["a", "b"]})]
+    )
+    assert not decision.allowed
+    assert "predicate has no field buildDefinition.buildType" in decision.reasons[0]

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -26,15 +27,21 @@ def cosign_binary(version: str) -> Path:
 
 
 def run_cosign(
-    version: str, home: Path, *args: str, check: bool = True
+    version: str,
+    home: Path,
+    *args: str,
+    check: bool = True,
+    env_extra: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run cosign with an empty key password, in ``home``, offline (its own TUF cache)."""
+    """Run cosign with an empty key password, in ``home``, offline (its own TUF cache);
+    ``env_extra`` adds variables (e.g. cosign v2's trust environment)."""
     env = dict(
         os.environ,
         COSIGN_PASSWORD="",
         HOME=str(home),
         TUF_ROOT=str(home / "tuf"),
         COSIGN_EXPERIMENTAL="1",
+        **(env_extra or {}),
     )
     env.pop("DOCKER_CONFIG", None)
     result = subprocess.run(

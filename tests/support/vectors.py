@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 from pathlib import Path
+
+from support import signer
+from support.formats import Layer
+from support.push import Pusher
+
+CONFORMANCE = "sigstore-conformance/test/assets/bundle-verify"
 
 
 def vectors_dir() -> Path:
     """``<repository>/../shared/vectors``, or ``$SIGNGATE_VECTORS``."""
     default = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
     return Path(os.environ.get("SIGNGATE_VECTORS", default))
+
+
+async def push_conformance_bundle(
+    pusher: Pusher, vectors: Path, case: str, digest: str | None = None
+) -> str:
+    """Attach a conformance bundle as a v3 referrer of the 'image' whose digest is sha256(a.txt).
+
+    The bundle's messageSignature covers a.txt; a message signature on an image covers the image
+    manifest, known by its digest, so a.txt plays the manifest here. Returns the image reference.
+    """
+    artifact = (vectors / CONFORMANCE / "a.txt").read_bytes()
+    digest = digest or "sha256:" + hashlib.sha256(artifact).hexdigest()
+    bundle = (vectors / CONFORMANCE / case / "bundle.sigstore.json").read_bytes()
+    name = f"vectors/{secrets.token_hex(4)}"
+    subject = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "size": len(artifact),
+        "digest": digest,
+    }
+    media_type = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    await signer.push_referrer(
+        pusher, name, subject, [Layer(bundle, media_type)], artifact_type=media_type
+    )
+    return f"{pusher.host}/{name}@{digest}"

@@ -7,6 +7,7 @@ field; the operator keeps such a policy as "broken" and denies the images it gov
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from signgate.errors import InvalidReferenceError, KeyFormatError, PolicyError
-from signgate.policy.model import Authority, LabelSelector, TrustPolicy
+from signgate.policy.model import Authority, LabelSelector, PredicateConditionSpec, TrustPolicy
 from signgate.policy.patterns import ImagePattern, compile_pattern
 from signgate.reference import parse_reference
 from signgate.signatures.authority import (
@@ -27,6 +28,7 @@ from signgate.signatures.authority import (
     SignedIdentityRule,
 )
 from signgate.signatures.keys import PublicKey, load_public_key_pem
+from signgate.signatures.predicate import PredicateCondition
 
 Mode = Literal["Enforce", "Warn", "Audit"]
 
@@ -37,6 +39,7 @@ class AttestationRule:
 
     predicate_type: str
     authorities: tuple[AuthorityMaterial, ...]
+    conditions: tuple[PredicateCondition, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,15 @@ def _compile_authority(policy: str, authority: Authority) -> AuthorityMaterial:
     return KeyAuthority(authority.name, key, authority.requires_tlog)
 
 
+def _condition(spec: PredicateConditionSpec) -> PredicateCondition:
+    if spec.one_of is not None:
+        return PredicateCondition(spec.field, "oneOf", tuple(spec.one_of))
+    if spec.matches is not None:
+        return PredicateCondition(spec.field, "matches", (spec.matches,))
+    assert spec.equals is not None  # the model allows exactly one operator
+    return PredicateCondition(spec.field, "equals", (spec.equals,))
+
+
 def compile_policy(
     policy: TrustPolicy, *, source: str = "", resolved_keys: Mapping[str, str] | None = None
 ) -> CompiledPolicy:
@@ -163,6 +175,7 @@ def compile_policy(
         AttestationRule(
             a.predicate_type,
             tuple(by_name[n] for n in a.authorities) if a.authorities else tuple(authorities),
+            tuple(_condition(c) for c in a.conditions),
         )
         for a in spec.attestations
     )
@@ -295,4 +308,34 @@ def adhoc_key_policy(
         identity="adhoc:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:32],
         attestations=rules,
         _by_name={a.name: a for a in authorities},
+    )
+
+
+def adhoc_keyless_policy(
+    identity: CertificateIdentity, *, attestations: Sequence[str] = ()
+) -> CompiledPolicy:
+    """The policy ``signgate verify --certificate-identity … --certificate-oidc-issuer …`` builds:
+    every image, signed keyless by that identity (with the transparency log, as cosign)."""
+    authority = KeylessAuthority("keyless", identity, requires_tlog=True)
+    rules = tuple(AttestationRule(t, (authority,)) for t in dict.fromkeys(attestations))
+    fingerprint = json.dumps(
+        {
+            "identity": dataclasses.asdict(identity),
+            "attestations": [r.predicate_type for r in rules],
+        },
+        sort_keys=True,
+    )
+    return CompiledPolicy(
+        name="command-line",
+        generation=None,
+        mode="Enforce",
+        images=(compile_pattern("**"),),
+        exclude_images=(),
+        authorities=(authority,),
+        threshold=0 if rules else 1,
+        required=frozenset(),
+        source="--certificate-identity",
+        identity="adhoc-keyless:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:32],
+        attestations=rules,
+        _by_name={authority.name: authority},
     )

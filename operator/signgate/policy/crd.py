@@ -45,6 +45,7 @@ from signgate.policy.model import (
     Authority,
     KeylessIdentity,
     KeySource,
+    PredicateConditionSpec,
     SignedIdentity,
     TrustPolicySpec,
 )
@@ -188,6 +189,17 @@ def _overlays(spec_schema: Mapping[str, Any]) -> dict[str, dict[str, JSONObject]
         },
         KeySource.__name__: {
             "": {_CEL: [_rule("has(self.pem) != has(self.secretRef)", _one_of("pem", "secretRef"))]}
+        },
+        PredicateConditionSpec.__name__: {
+            "": {
+                _CEL: [
+                    _rule(
+                        "(has(self.equals) ? 1 : 0) + (has(self.matches) ? 1 : 0)"
+                        " + (has(self.oneOf) ? 1 : 0) == 1",
+                        "set exactly one of equals, matches, oneOf",
+                    )
+                ]
+            }
         },
         SignedIdentity.__name__: {
             "": {

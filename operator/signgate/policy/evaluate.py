@@ -85,21 +85,29 @@ class ImageDecision:
         )
 
 
+REASON_ORDER = (
+    RejectionKind.WRONG_DIGEST,
+    RejectionKind.CONDITION,
+    RejectionKind.WRONG_SIGNER,
+    RejectionKind.WRONG_IDENTITY,
+    RejectionKind.CERTIFICATE,
+    RejectionKind.OTHER_PREDICATE,
+    RejectionKind.NOT_A_SIGNATURE,
+    RejectionKind.NOT_AN_ATTESTATION,
+    RejectionKind.TLOG,
+    RejectionKind.UNSUPPORTED,
+    RejectionKind.UNKNOWN_KEY,
+    RejectionKind.MALFORMED,
+)
+"""Which rejections a denial names first: a signature by a trusted signer that binds elsewhere
+says more than a signature by a stranger."""
+
+
 def _summarise(rejections: Sequence[Rejection]) -> str:
-    # The most useful reasons first: a signature by a trusted key that binds elsewhere says more
-    # than a signature by a stranger.
-    order = [
-        RejectionKind.WRONG_DIGEST,
-        RejectionKind.WRONG_IDENTITY,
-        RejectionKind.OTHER_PREDICATE,
-        RejectionKind.NOT_A_SIGNATURE,
-        RejectionKind.NOT_AN_ATTESTATION,
-        RejectionKind.TLOG,
-        RejectionKind.UNSUPPORTED,
-        RejectionKind.UNKNOWN_KEY,
-        RejectionKind.MALFORMED,
-    ]
-    ranked = sorted(rejections, key=lambda r: order.index(r.kind))
+    ranked = sorted(
+        rejections,
+        key=lambda r: REASON_ORDER.index(r.kind) if r.kind in REASON_ORDER else len(REASON_ORDER),
+    )
     seen: list[str] = []
     for rejection in ranked:
         line = f"{rejection.source}: {rejection.reason}"
@@ -121,6 +129,7 @@ def _attestation_problems(
     policy: CompiledPolicy,
     digest: Digest,
     candidates: Sequence[PreparedSignature],
+    unusable: Sequence[Rejection],
     trusted_root: TrustedRoot | None,
 ) -> tuple[tuple[VerifiedAttestation, ...], list[str]]:
     found: list[VerifiedAttestation] = []
@@ -136,6 +145,7 @@ def _attestation_problems(
                     digest=digest,
                     predicate_type=rule.predicate_type,
                     trusted_root=trusted_root,
+                    conditions=rule.conditions,
                 )
                 if isinstance(result, VerifiedAttestation):
                     verified = result
@@ -151,7 +161,7 @@ def _attestation_problems(
             r
             for r in rejections
             if r.kind not in (RejectionKind.NOT_AN_ATTESTATION, RejectionKind.OTHER_PREDICATE)
-        ]
+        ] + list(unusable)  # what could not be read may have been the attestation
         signers = ", ".join(a.name for a in rule.authorities)
         others = len({r.source for r in rejections} - {r.source for r in relevant})
         if relevant:
@@ -183,7 +193,8 @@ def evaluate_policy(
     if policy.error is not None:
         return PolicyOutcome(policy.name, policy.mode, False, reason=broken_reason(policy))
     verified: dict[str, VerifiedSignature] = {}
-    rejections: list[Rejection] = [p for p in prepared if isinstance(p, Rejection)]
+    unusable = [p for p in prepared if isinstance(p, Rejection)]
+    rejections: list[Rejection] = list(unusable)
     candidates = [p for p in prepared if isinstance(p, PreparedSignature)]
     signature_rule_applies = policy.threshold > 0 or bool(policy.required)
     for authority in policy.authorities if signature_rule_applies else ():
@@ -201,7 +212,7 @@ def evaluate_policy(
                 break
             rejections.append(result)
     attestations, attestation_problems = _attestation_problems(
-        policy, digest, candidates, trusted_root
+        policy, digest, candidates, unusable, trusted_root
     )
     # A rejection "does not verify with key A" is noise once key B verified the same signature.
     verified_sources = {v.source for v in verified.values()}

@@ -166,6 +166,45 @@ class LabelSelector(_Strict):
     )
 
 
+class PredicateConditionSpec(_Strict):
+    """A condition on one field of an attestation's predicate."""
+
+    field: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^.]+(\.[^.]+)*$",
+        description="Dot-separated path into the predicate, e.g. runDetails.builder.id or "
+        "buildDefinition.buildType; a number indexes a list (materials.0.uri).",
+    )
+    equals: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="The field's value, exactly (numbers and booleans as JSON text: 3, true).",
+    )
+    matches: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="A regular expression the whole value must match.",
+    )
+    one_of: list[Annotated[str, StringConstraints(max_length=4096)]] | None = Field(
+        default=None,
+        alias="oneOf",
+        min_length=1,
+        max_length=64,
+        description="Values the field may have.",
+    )
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> PredicateConditionSpec:
+        given = [self.equals is not None, self.matches is not None, self.one_of is not None]
+        if sum(given) != 1:
+            raise ValueError(
+                f"condition on {self.field!r}: set exactly one of equals, matches, oneOf"
+            )
+        _check_regexp(self.matches, "matches")
+        return self
+
+
 class AttestationRequirement(_Strict):
     """An in-toto attestation (cosign attest) that must be attached to the image and verified."""
 
@@ -181,6 +220,12 @@ class AttestationRequirement(_Strict):
         max_length=64,
         description="Names of the authorities whose attestation counts; empty: any authority "
         "of the policy.",
+    )
+    conditions: list[PredicateConditionSpec] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Conditions the attestation's predicate must meet, all of them (e.g. the "
+        "SLSA builder id); an attestation that fails one does not count.",
     )
 
 

@@ -54,7 +54,7 @@ class KeyAuthority:
 
 @dataclass(frozen=True, slots=True)
 class KeylessAuthority:
-    """An authority identified by a Fulcio certificate identity (verification: later release)."""
+    """An authority identified by a Fulcio certificate identity (OIDC issuer and SAN)."""
 
     name: str
     identity: CertificateIdentity

@@ -91,16 +91,17 @@ class VerifiedTlogEntry:
 
 
 def _parse_proof(proof: _json.JsonObject) -> InclusionProof:
-    hashes = tuple(
-        _hash(value, f"{proof.path}.hashes[{i}]")
-        for i, value in enumerate(
-            proof.array("hashes", max_items=_merkle.MAX_PROOF_HASHES, allow_empty=True)
-        )
+    # protojson leaves out zero values: no "hashes" in a tree of one entry, no "logIndex" 0.
+    listed = (
+        proof.array("hashes", max_items=_merkle.MAX_PROOF_HASHES, allow_empty=True)
+        if proof.has("hashes")
+        else []
     )
+    hashes = tuple(_hash(value, f"{proof.path}.hashes[{i}]") for i, value in enumerate(listed))
     root_hash = proof.b64("rootHash")
     if len(root_hash) != _merkle.HASH_SIZE:
         raise proof.fail("rootHash", f"{len(root_hash)} bytes, expected {_merkle.HASH_SIZE}")
-    log_index = proof.int64("logIndex", minimum=0)
+    log_index = proof.optional_int64("logIndex", minimum=0) or 0
     tree_size = proof.int64("treeSize", minimum=1)
     if log_index >= tree_size:
         raise proof.fail("logIndex", f"{log_index} is not inside a tree of size {tree_size}")

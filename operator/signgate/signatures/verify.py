@@ -12,7 +12,9 @@ from __future__ import annotations
 import binascii
 import hashlib
 from base64 import b64decode
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from cryptography.exceptions import InvalidSignature
@@ -28,9 +30,16 @@ from signgate.errors import (
     truncate,
 )
 from signgate.reference import Digest, parse_reference
-from signgate.signatures import _json
+from signgate.signatures import _json, _pem
 from signgate.signatures.authority import AuthorityMaterial, KeyAuthority, SignedIdentityRule
 from signgate.signatures.bundle import SigstoreBundle, parse_bundle
+from signgate.signatures.certificate import (
+    CertificateError,
+    SigningCertificate,
+    identity_mismatch,
+    parse_signing_certificate,
+    verify_fulcio,
+)
 from signgate.signatures.dsse import (
     IN_TOTO_PAYLOAD_TYPE,
     DsseEnvelope,
@@ -40,6 +49,7 @@ from signgate.signatures.dsse import (
 )
 from signgate.signatures.found import (
     ANNOTATION_BUNDLE,
+    ANNOTATION_CERTIFICATE,
     COSIGN_SIGNATURE_PREDICATE,
     BundleSignature,
     FoundSignature,
@@ -48,8 +58,13 @@ from signgate.signatures.found import (
     UnusableSignature,
 )
 from signgate.signatures.keys import PublicKey
+from signgate.signatures.predicate import PredicateCondition, first_failure
 from signgate.signatures.simplesigning import SimpleSigningPayload, parse_simple_signing
-from signgate.signatures.tlog import parse_cosign_bundle_annotation, verify_tlog_entry
+from signgate.signatures.tlog import (
+    VerifiedTlogEntry,
+    parse_cosign_bundle_annotation,
+    verify_tlog_entry,
+)
 from signgate.signatures.trusted_root import TrustedRoot
 
 MIN_BUNDLE_VERSION = (0, 3)
@@ -67,6 +82,9 @@ class RejectionKind(StrEnum):
     WRONG_IDENTITY = "wrong-identity"
     NOT_AN_ATTESTATION = "not-an-attestation"
     OTHER_PREDICATE = "other-predicate"
+    CERTIFICATE = "certificate"
+    WRONG_SIGNER = "wrong-signer"
+    CONDITION = "condition"
 
 
 class ClaimKind(StrEnum):
@@ -127,6 +145,8 @@ class PreparedSignature:
     """The claim to read once the signature verifies (payload or in-toto statement)."""
     bundle: SigstoreBundle | None = None
     legacy_tlog_annotation: str | None = None
+    certificate: bytes | None = None
+    """DER of the signing certificate that travels with the signature (keyless); untrusted."""
 
 
 def _decode_signature(text: str | None, source: str) -> bytes | Rejection:
@@ -147,21 +167,44 @@ def prepare(found: FoundSignature) -> PreparedSignature | Rejection:
     if isinstance(found, UnusableSignature):
         return Rejection(found.source, RejectionKind.MALFORMED, found.reason)
     if isinstance(found, LegacySignature):
+        certificate = _annotation_certificate(found)
+        if isinstance(certificate, Rejection):
+            return certificate
         if found.format is SignatureFormat.LEGACY_ATTESTATION:
-            return _prepare_legacy_attestation(found)
-        signature = _decode_signature(found.signature_b64, found.source)
-        if isinstance(signature, Rejection):
-            return signature
-        return PreparedSignature(
-            source=found.source,
-            format=found.format,
-            claim=ClaimKind.SIMPLE_SIGNING,
-            signature=signature,
-            signed_bytes=found.payload,
-            payload=found.payload,
+            prepared = _prepare_legacy_attestation(found)
+        else:
+            signature = _decode_signature(found.signature_b64, found.source)
+            if isinstance(signature, Rejection):
+                return signature
+            prepared = PreparedSignature(
+                source=found.source,
+                format=found.format,
+                claim=ClaimKind.SIMPLE_SIGNING,
+                signature=signature,
+                signed_bytes=found.payload,
+                payload=found.payload,
+            )
+        if isinstance(prepared, Rejection):
+            return prepared
+        return replace(
+            prepared,
             legacy_tlog_annotation=found.annotations.get(ANNOTATION_BUNDLE),
+            certificate=certificate,
         )
     return _prepare_bundle(found)
+
+
+def _annotation_certificate(found: LegacySignature) -> bytes | Rejection | None:
+    # The chain annotation is never read: trust comes from the trusted root's CA chains.
+    text = found.annotations.get(ANNOTATION_CERTIFICATE)
+    if not text:
+        return None
+    try:
+        return _pem.read_single_block(
+            text, labels=("CERTIFICATE",), what="certificate annotation", error=SignatureError
+        ).der
+    except SignatureError as exc:
+        return Rejection(found.source, RejectionKind.MALFORMED, str(exc))
 
 
 def _prepare_dsse(
@@ -214,7 +257,10 @@ def _prepare_bundle(found: BundleSignature) -> PreparedSignature | Rejection:
             f"sigstore bundle v{bundle.version[0]}.{bundle.version[1]} (need v0.3 or later)",
         )
     if bundle.dsse is not None:
-        return _prepare_dsse(bundle.dsse, found.source, SignatureFormat.BUNDLE, bundle)
+        prepared = _prepare_dsse(bundle.dsse, found.source, SignatureFormat.BUNDLE, bundle)
+        if isinstance(prepared, Rejection) or not bundle.certificate_chain:
+            return prepared
+        return replace(prepared, certificate=bundle.certificate_chain[0])
     message = bundle.message_signature
     if message is None:  # parse_bundle guarantees one of the two; stay closed anyway
         return Rejection(found.source, RejectionKind.MALFORMED, "bundle has no signature")
@@ -226,6 +272,7 @@ def _prepare_bundle(found: BundleSignature) -> PreparedSignature | Rejection:
         signed_bytes=None,
         payload=b"",
         bundle=bundle,
+        certificate=bundle.certificate_chain[0] if bundle.certificate_chain else None,
     )
 
 
@@ -355,10 +402,10 @@ def _check_claim(
 
 def _check_tlog(
     prepared: PreparedSignature,
-    key: PublicKey,
+    verifier_der: bytes,
     digest: Digest,
     trusted_root: TrustedRoot | None,
-) -> int | Rejection:
+) -> VerifiedTlogEntry | Rejection:
     source = prepared.source
     if trusted_root is None:
         return Rejection(
@@ -366,14 +413,6 @@ def _check_tlog(
         )
     try:
         if prepared.bundle is None:
-            if prepared.claim is not ClaimKind.SIMPLE_SIGNING:
-                # Legacy .att entries are Rekor intoto/dsse bodies over the envelope; not read yet.
-                return Rejection(
-                    source,
-                    RejectionKind.UNSUPPORTED,
-                    "transparency-log checks of legacy .att attestations are not supported "
-                    "(attest with cosign v3 bundles, or set transparencyLog: Ignore)",
-                )
             if not prepared.legacy_tlog_annotation:
                 return Rejection(
                     source,
@@ -381,15 +420,20 @@ def _check_tlog(
                     "transparency log required but the signature has no Rekor bundle",
                 )
             entry = parse_cosign_bundle_annotation(prepared.legacy_tlog_annotation)
-            verified = verify_tlog_entry(
+            # A .sig layer is logged as hashedrekord over the payload; a .att layer (cosign v2
+            # attest) as dsse over the envelope's payload. The older intoto kind is refused as an
+            # unsupported entry kind.
+            payload_sha256 = hashlib.sha256(prepared.payload).digest()
+            in_toto = prepared.claim is ClaimKind.IN_TOTO
+            return verify_tlog_entry(
                 entry,
                 trusted_root,
                 require_inclusion_proof=False,
                 signature=prepared.signature,
-                signed_bytes_sha256=hashlib.sha256(prepared.payload).digest(),
-                verifier_der=key.der,
+                signed_bytes_sha256=None if in_toto else payload_sha256,
+                verifier_der=verifier_der,
+                dsse_payload_sha256=payload_sha256 if in_toto else None,
             )
-            return verified.log_index
         bundle = prepared.bundle
         if not bundle.tlog_entries:
             return Rejection(
@@ -408,7 +452,7 @@ def _check_tlog(
                         if prepared.claim is ClaimKind.MESSAGE_DIGEST
                         else None
                     ),
-                    verifier_der=key.der,
+                    verifier_der=verifier_der,
                     dsse_payload_sha256=(
                         hashlib.sha256(prepared.payload).digest()
                         if prepared.claim is ClaimKind.IN_TOTO
@@ -418,7 +462,7 @@ def _check_tlog(
             except TransparencyLogError as exc:
                 problems.append(str(exc))
                 continue
-            return verified.log_index
+            return verified
         return Rejection(source, RejectionKind.TLOG, "; ".join(problems))
     except (TransparencyLogError, BundleFormatError) as exc:
         return Rejection(source, RejectionKind.TLOG, f"transparency log entry: {exc}")
@@ -433,16 +477,94 @@ def _verify_crypto(prepared: PreparedSignature, key: PublicKey, digest: Digest) 
     return key.verify(prepared.signature, prepared.signed_bytes)
 
 
-def _tlog_if_required(
+@dataclass(frozen=True, slots=True)
+class _Signer:
+    """Who made a signature, once its bytes verified: the authority's key or a certificate."""
+
+    describe: str
+    verifier_der: bytes
+    """What the transparency-log entry must name: the key's SPKI or the certificate."""
+    certificate: SigningCertificate | None = None
+
+
+def _authenticate(
+    prepared: PreparedSignature, authority: AuthorityMaterial, digest: Digest, what: str
+) -> _Signer | Rejection:
+    """Verify the signature over the exact bytes with the authority's key or, for keyless, with
+    the key of the certificate that travels with it (trusted only later, by `_check_signer`)."""
+    source = prepared.source
+    if isinstance(authority, KeyAuthority):
+        if not _verify_crypto(prepared, authority.key, digest):
+            return Rejection(
+                source,
+                RejectionKind.UNKNOWN_KEY,
+                f"{what} does not verify with {authority.describe}",
+            )
+        return _Signer(authority.describe, authority.key.der)
+    if prepared.certificate is None:
+        return Rejection(
+            source,
+            RejectionKind.UNKNOWN_KEY,
+            f"{what} has no certificate (signed with a key), so it is not from "
+            f"{authority.describe}",
+        )
+    try:
+        cert = parse_signing_certificate(prepared.certificate)
+    except CertificateError as exc:
+        return Rejection(source, RejectionKind.MALFORMED, f"{what} certificate: {exc}")
+    if not _verify_crypto(prepared, cert.public_key, digest):
+        return Rejection(
+            source, RejectionKind.MALFORMED, f"{what} does not verify with its own certificate"
+        )
+    return _Signer(cert.describe, cert.der, cert)
+
+
+def _check_signer(
     prepared: PreparedSignature,
-    authority: KeyAuthority,
+    authority: AuthorityMaterial,
+    signer: _Signer,
     digest: Digest,
     trusted_root: TrustedRoot | None,
 ) -> int | Rejection | None:
-    """The verified log index when the authority requires the transparency log, else None."""
-    if not authority.requires_tlog:
-        return None
-    return _check_tlog(prepared, authority.key, digest, trusted_root)
+    """The transparency log (when required) and, for keyless, the certificate at signing time.
+
+    Returns the verified log index (None when the log was not required).
+    """
+    source = prepared.source
+    entry: VerifiedTlogEntry | None = None
+    if authority.requires_tlog:
+        checked = _check_tlog(prepared, signer.verifier_der, digest, trusted_root)
+        if isinstance(checked, Rejection):
+            return checked
+        entry = checked
+    if isinstance(authority, KeyAuthority):
+        return entry.log_index if entry is not None else None
+    cert = signer.certificate
+    assert cert is not None  # _authenticate gives keyless signers their certificate
+    if trusted_root is None:
+        return Rejection(
+            source, RejectionKind.TLOG, "keyless signature but no trusted root configured"
+        )
+    if entry is None or entry.integrated_time is None:
+        # Fulcio certificates live minutes: only a time vouched for by the log (or a timestamp
+        # authority) says the key was certified when it signed.
+        return Rejection(
+            source,
+            RejectionKind.UNSUPPORTED,
+            "keyless signature without a transparency-log time (signed entry timestamp); "
+            "RFC 3161 timestamps alone are not supported yet",
+        )
+    when = datetime.fromtimestamp(entry.integrated_time, UTC)
+    try:
+        verify_fulcio(cert, trusted_root, when)
+    except CertificateError as exc:
+        return Rejection(source, RejectionKind.CERTIFICATE, str(exc))
+    mismatch = identity_mismatch(cert, authority.identity)
+    if mismatch is not None:
+        return Rejection(
+            source, RejectionKind.WRONG_SIGNER, f"signed by {cert.describe}: {mismatch}"
+        )
+    return entry.log_index
 
 
 _ANY_IDENTITY = SignedIdentityRule()
@@ -462,28 +584,18 @@ def verify_with_authority(
     ``repository`` (the image's ``registry/repository``) is needed when ``signed_identity``
     matches the image's own repository.
     """
-    if not isinstance(authority, KeyAuthority):
-        return Rejection(
-            prepared.source,
-            RejectionKind.UNSUPPORTED,
-            f"authority {authority.name!r}: keyless verification is not available in this release",
-        )
-    key = authority.key
-    if not _verify_crypto(prepared, key, digest):
-        return Rejection(
-            prepared.source,
-            RejectionKind.UNKNOWN_KEY,
-            f"signature does not verify with {authority.describe}",
-        )
+    signer = _authenticate(prepared, authority, digest, "signature")
+    if isinstance(signer, Rejection):
+        return signer
     rejection = _check_claim(prepared, digest, signed_identity, repository)
     if rejection is not None:
         return rejection
-    tlog_index = _tlog_if_required(prepared, authority, digest, trusted_root)
+    tlog_index = _check_signer(prepared, authority, signer, digest, trusted_root)
     if isinstance(tlog_index, Rejection):
         return tlog_index
     return VerifiedSignature(
         authority=authority.name,
-        signer=authority.describe,
+        signer=signer.describe,
         format=prepared.format,
         source=prepared.source,
         tlog_index=tlog_index,
@@ -497,6 +609,7 @@ def verify_attestation(
     digest: Digest,
     predicate_type: str,
     trusted_root: TrustedRoot | None,
+    conditions: Sequence[PredicateCondition] = (),
 ) -> VerifiedAttestation | Rejection:
     """Check that ``prepared`` is an attestation of ``predicate_type`` about ``digest``, signed
     by ``authority`` (``cosign verify-attestation --type``)."""
@@ -505,18 +618,9 @@ def verify_attestation(
         return Rejection(
             source, RejectionKind.NOT_AN_ATTESTATION, "a signature, not an in-toto attestation"
         )
-    if not isinstance(authority, KeyAuthority):
-        return Rejection(
-            source,
-            RejectionKind.UNSUPPORTED,
-            f"authority {authority.name!r}: keyless verification is not available in this release",
-        )
-    if not _verify_crypto(prepared, authority.key, digest):
-        return Rejection(
-            source,
-            RejectionKind.UNKNOWN_KEY,
-            f"attestation does not verify with {authority.describe}",
-        )
+    signer = _authenticate(prepared, authority, digest, "attestation")
+    if isinstance(signer, Rejection):
+        return signer
     statement = _statement(prepared)
     if isinstance(statement, Rejection):
         return statement
@@ -529,12 +633,16 @@ def verify_attestation(
     rejection = _check_subject(statement, digest, source)
     if rejection is not None:
         return rejection
-    tlog_index = _tlog_if_required(prepared, authority, digest, trusted_root)
+    tlog_index = _check_signer(prepared, authority, signer, digest, trusted_root)
     if isinstance(tlog_index, Rejection):
         return tlog_index
+    # Only a verified statement's predicate is read.
+    failure = first_failure(conditions, statement.predicate)
+    if failure is not None:
+        return Rejection(source, RejectionKind.CONDITION, failure)
     return VerifiedAttestation(
         authority=authority.name,
-        signer=authority.describe,
+        signer=signer.describe,
         predicate_type=predicate_type,
         format=prepared.format,
         source=source,

@@ -517,6 +517,27 @@ AGREEMENT_CASES: list[tuple[str, Mutation, bool]] = [
     ),
     ("signedIdentity typo", _set("signedIdentity", {"match": "imageRepository"}), False),
     ("indexCoversChildren", _set("indexCoversChildren", True), True),
+    (
+        "condition equals",
+        _set("attestations.0.conditions", [{"field": "runDetails.builder.id", "equals": "x"}]),
+        True,
+    ),
+    (
+        "condition oneOf",
+        _set("attestations.0.conditions", [{"field": "a.0.b", "oneOf": ["x", "y"]}]),
+        True,
+    ),
+    (
+        "condition with two operators",
+        _set("attestations.0.conditions", [{"field": "a", "equals": "x", "matches": "x"}]),
+        False,
+    ),
+    ("condition without operator", _set("attestations.0.conditions", [{"field": "a"}]), False),
+    (
+        "condition on an empty path segment",
+        _set("attestations.0.conditions", [{"field": "a..b", "equals": "x"}]),
+        False,
+    ),
     ("required names an authority", _set("required", ["ci"]), True),
     ("required names both", _set("required", ["ci", "release-key"]), True),
     ("required names a stranger", _set("required", ["ci", "mallory"]), False),
@@ -580,7 +601,7 @@ def test_every_cel_rule_rejects_at_least_one_case(crd: JSON) -> None:
         for _, node in walk(openapi(crd), "")
         for rule in node.get("x-kubernetes-validations", [])
     ]
-    assert len(rules) == 8
+    assert len(rules) == 9
     assert set(rules) <= messages
 
 

@@ -290,20 +290,56 @@ def test_legacy_attestation_for_another_digest_or_key_is_refused() -> None:
     assert unknown.kind is RejectionKind.UNKNOWN_KEY
 
 
-def test_legacy_attestation_with_required_tlog_is_unsupported() -> None:
-    # difference: legacy-att-tlog
+def test_legacy_attestation_logged_as_intoto_cannot_satisfy_a_required_log() -> None:
+    # difference: intoto-entries -- cosign v1-era attestations were logged as intoto 0.0.2
+    # entries; signgate checks dsse entries (cosign v2 and v3) only.
     key = ec.generate_private_key(ec.SECP256R1())
     log = FakeLog(ec.generate_private_key(ec.SECP256R1()))
+    found = legacy_attestation(key, SLSA)
+    body = json.dumps(
+        {"apiVersion": "0.0.2", "kind": "intoto", "spec": {"content": {}}},
+        separators=(",", ":"),
+    ).encode()
+    index = log.append(body)
+    entry = log.entry(index, with_proof=False)
+    assert entry.signed_entry_timestamp is not None
+    annotation = json.dumps(
+        {
+            "SignedEntryTimestamp": base64.b64encode(entry.signed_entry_timestamp).decode(),
+            "Payload": {
+                "body": base64.b64encode(body).decode(),
+                "integratedTime": entry.integrated_time,
+                "logIndex": index,
+                "logID": log.log_id.hex(),
+            },
+        }
+    )
+    logged = LegacySignature(
+        found.source,
+        found.format,
+        found.payload,
+        {**found.annotations, ANNOTATION_BUNDLE: annotation},
+    )
     result = verify_attestation(
-        prepared(legacy_attestation(key, SLSA)),
+        prepared(logged),
         authority(key, tlog=True),
         digest=DIGEST,
         predicate_type=SLSA,
         trusted_root=log.trusted_root(),
     )
     assert isinstance(result, Rejection)
-    assert result.kind is RejectionKind.UNSUPPORTED
-    assert "legacy .att attestations" in result.reason
+    assert result.kind is RejectionKind.TLOG
+    assert "unsupported entry kind intoto 0.0.2" in result.reason
+
+    unlogged = verify_attestation(
+        prepared(found),
+        authority(key, tlog=True),
+        digest=DIGEST,
+        predicate_type=SLSA,
+        trusted_root=log.trusted_root(),
+    )
+    assert isinstance(unlogged, Rejection)
+    assert "has no Rekor bundle" in unlogged.reason
 
 
 def test_malformed_legacy_attestation_is_a_rejection() -> None:

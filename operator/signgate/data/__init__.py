@@ -1,0 +1,1 @@
+"""Data files shipped with signgate (the public-good Sigstore trusted root)."""

@@ -1,0 +1,74 @@
+"""A ``trusted_root.json`` mounted from a ConfigMap, re-read when it changes.
+
+The root is refreshed out of band (a CronJob or a GitOps commit updates the ConfigMap; the kubelet
+updates the mounted file within a minute or so). signgate never fetches it itself: nothing on the
+admission path depends on reaching Sigstore's TUF repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from signgate.errors import SigngateError
+from signgate.signatures.trusted_root import TrustedRoot, load_trusted_root
+from signgate.verifier import Verifier
+
+log = logging.getLogger(__name__)
+
+
+class TrustedRootFile:
+    """One trusted-root file and the engine that uses it."""
+
+    def __init__(self, path: Path, engine: Verifier) -> None:
+        self.path = path
+        self.engine = engine
+        self._stamp = self._current_stamp()
+        self.reloads = 0
+
+    def _current_stamp(self) -> tuple[float, int, int]:
+        stat = os.stat(self.path)
+        return (stat.st_mtime, stat.st_size, stat.st_ino)
+
+    def check(self) -> bool:
+        """Load the file if it changed; True when the engine now uses a new root.
+
+        A root that cannot be read or parsed is logged and ignored: the engine keeps the last good
+        one (a half-written file must not switch keyless verification off).
+        """
+        try:
+            stamp = self._current_stamp()
+            if stamp == self._stamp:
+                return False
+            root = load_trusted_root(self.path.read_bytes())
+        except (OSError, SigngateError) as exc:
+            log.warning(
+                "trusted root %s not reloaded, keeping the last good one: %s", self.path, exc
+            )
+            return False
+        self._stamp = stamp
+        self.apply(root)
+        return True
+
+    def apply(self, root: TrustedRoot) -> None:
+        """Use ``root`` from now on; verdicts reached under the old root are forgotten."""
+        self.engine.trusted_root = root
+        self.engine.outcomes.clear()
+        self.reloads += 1
+        log.info(
+            "trusted root %s reloaded: %d CAs, %d transparency logs, %d CT logs",
+            self.path,
+            len(root.certificate_authorities),
+            len(root.tlogs),
+            len(root.ctlogs),
+        )
+
+    async def watch(self, stop: asyncio.Event, interval: float = 30.0) -> None:
+        """Check the file every ``interval`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                await asyncio.to_thread(self.check)

@@ -14,14 +14,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
 
 from signgate.errors import InvalidReferenceError, KeyFormatError, PolicyError
-from signgate.policy.model import Authority, LabelSelector, PredicateConditionSpec, TrustPolicy
+from signgate.policy.model import (
+    Authority,
+    CertificateAuthoritySpec,
+    LabelSelector,
+    PredicateConditionSpec,
+    TrustPolicy,
+)
 from signgate.policy.patterns import ImagePattern, compile_pattern
 from signgate.reference import parse_reference
 from signgate.signatures.authority import (
     AuthorityMaterial,
+    CertificateAuthorityAuthority,
     CertificateIdentity,
     KeyAuthority,
     KeylessAuthority,
@@ -114,6 +123,8 @@ def _compile_authority(policy: str, authority: Authority) -> AuthorityMaterial:
             subject_regexp=authority.keyless.subject_regexp,
         )
         return KeylessAuthority(authority.name, identity, authority.requires_tlog)
+    if authority.certificate_authority is not None:
+        return _compile_ca(policy, authority.name, authority.certificate_authority, authority)
     source = authority.key
     assert source is not None
     if source.pem is None:
@@ -137,6 +148,29 @@ def _condition(spec: PredicateConditionSpec) -> PredicateCondition:
         return PredicateCondition(spec.field, "matches", (spec.matches,))
     assert spec.equals is not None  # the model allows exactly one operator
     return PredicateCondition(spec.field, "equals", (spec.equals,))
+
+
+def _compile_ca(
+    policy: str, name: str, spec: CertificateAuthoritySpec, authority: Authority
+) -> CertificateAuthorityAuthority:
+    where = f"TrustPolicy {policy!r}, authority {name!r}: certificateAuthority.pem"
+    try:
+        certificates = x509.load_pem_x509_certificates(spec.pem.encode())
+    except ValueError as exc:
+        raise PolicyError(f"{where}: not PEM certificates: {exc}") from exc
+    if not certificates:
+        raise PolicyError(f"{where}: no certificate")
+    roots = [c for c in certificates if c.issuer == c.subject]
+    if not roots:
+        raise PolicyError(f"{where}: no self-signed root CA among the certificates")
+    return CertificateAuthorityAuthority(
+        name=name,
+        certificates=tuple(c.public_bytes(serialization.Encoding.DER) for c in certificates),
+        subject=spec.subject,
+        subject_regexp=spec.subject_regexp,
+        requires_tlog=authority.requires_tlog,
+        label=roots[0].subject.rfc4514_string(),
+    )
 
 
 def compile_policy(

@@ -43,6 +43,7 @@ from signgate.policy.model import (
     API_VERSION,
     KIND,
     Authority,
+    CertificateAuthoritySpec,
     KeylessIdentity,
     KeySource,
     PredicateConditionSpec,
@@ -185,7 +186,15 @@ def _overlays(spec_schema: Mapping[str, Any]) -> dict[str, dict[str, JSONObject]
             "required": {"maxItems": max_authorities},
         },
         Authority.__name__: {
-            "": {_CEL: [_rule("has(self.key) != has(self.keyless)", _one_of("key", "keyless"))]}
+            "": {
+                _CEL: [
+                    _rule(
+                        "(has(self.key) ? 1 : 0) + (has(self.keyless) ? 1 : 0)"
+                        " + (has(self.certificateAuthority) ? 1 : 0) == 1",
+                        "set exactly one of 'key', 'keyless' and 'certificateAuthority'",
+                    )
+                ]
+            }
         },
         KeySource.__name__: {
             "": {_CEL: [_rule("has(self.pem) != has(self.secretRef)", _one_of("pem", "secretRef"))]}
@@ -208,6 +217,16 @@ def _overlays(spec_schema: Mapping[str, Any]) -> dict[str, dict[str, JSONObject]
                         "(has(self.match) && self.match == 'Repositories')"
                         " == (has(self.repositories) && size(self.repositories) > 0)",
                         "'repositories' is set exactly when match is Repositories",
+                    )
+                ]
+            }
+        },
+        CertificateAuthoritySpec.__name__: {
+            "": {
+                _CEL: [
+                    _rule(
+                        "!(has(self.subject) && has(self.subjectRegExp))",
+                        "set at most one of 'subject' and 'subjectRegExp'",
                     )
                 ]
             }

@@ -105,6 +105,33 @@ class KeylessIdentity(_Strict):
         return self
 
 
+class CertificateAuthoritySpec(_Strict):
+    """Your own PKI: signers' certificates must chain to these CA certificates (cosign's
+    ``--certificate-chain``)."""
+
+    pem: str = Field(
+        min_length=1,
+        max_length=256 * 1024,
+        description="PEM certificates: the root CA and any intermediates (in any order).",
+    )
+    subject: str | None = Field(
+        default=None,
+        description="The SAN (email, URI, DNS name) the signing certificate must name.",
+    )
+    subject_regexp: str | None = Field(
+        default=None,
+        alias="subjectRegExp",
+        description="Regular expression one SAN must match in full.",
+    )
+
+    @model_validator(mode="after")
+    def _at_most_one_subject(self) -> CertificateAuthoritySpec:
+        if self.subject is not None and self.subject_regexp is not None:
+            raise ValueError("set at most one of 'subject' and 'subjectRegExp'")
+        _check_regexp(self.subject_regexp, "subjectRegExp")
+        return self
+
+
 class Authority(_Strict):
     """Someone whose signature counts: a key, or a keyless (Fulcio) identity."""
 
@@ -118,17 +145,26 @@ class Authority(_Strict):
         default=None,
         description="Signatures with a Fulcio certificate for this OIDC identity count.",
     )
+    certificate_authority: CertificateAuthoritySpec | None = Field(
+        default=None,
+        alias="certificateAuthority",
+        description="Signatures with a certificate issued by this CA count (your own PKI).",
+    )
     transparency_log: Literal["Require", "Ignore"] | None = Field(
         default=None,
         alias="transparencyLog",
-        description="Whether a signature needs a verified Rekor entry. "
-        "Default: Ignore for keys (air-gapped clusters), Require for keyless.",
+        description="Whether a signature needs a verified Rekor entry. Default: Ignore for keys "
+        "and certificate authorities (air-gapped clusters), Require for keyless.",
     )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Authority:
-        if (self.key is None) == (self.keyless is None):
-            raise ValueError(f"authority {self.name!r}: set exactly one of 'key' and 'keyless'")
+        kinds = [self.key, self.keyless, self.certificate_authority]
+        if sum(kind is not None for kind in kinds) != 1:
+            raise ValueError(
+                f"authority {self.name!r}: set exactly one of 'key', 'keyless' and "
+                "'certificateAuthority'"
+            )
         return self
 
     @property

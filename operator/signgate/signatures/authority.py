@@ -68,4 +68,26 @@ class KeylessAuthority:
         return f"keyless {subject} from {issuer}"
 
 
-AuthorityMaterial = KeyAuthority | KeylessAuthority
+@dataclass(frozen=True, slots=True)
+class CertificateAuthorityAuthority:
+    """An authority whose signers hold certificates from a CA the policy supplies (your own PKI,
+    cosign's ``--certificate-chain``): the CA certificates, and optionally the SAN they must name.
+    """
+
+    name: str
+    certificates: tuple[bytes, ...]
+    """DER: the root(s) and any intermediates, in any order."""
+    subject: str | None
+    subject_regexp: str | None
+    requires_tlog: bool
+    label: str
+    """The root's subject, for messages."""
+
+    @property
+    def describe(self) -> str:
+        """How a person recognises this signer in a message."""
+        who = self.subject or (f"/{self.subject_regexp}/" if self.subject_regexp else "any SAN")
+        return f"certificate for {who} from CA {self.label}"
+
+
+AuthorityMaterial = KeyAuthority | KeylessAuthority | CertificateAuthorityAuthority

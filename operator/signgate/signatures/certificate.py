@@ -212,6 +212,45 @@ def chain_to(
     return cas
 
 
+def verify_with_ca_pool(cert: SigningCertificate, pool: Sequence[bytes], when: datetime) -> str:
+    """The certificate was issued, through ``pool`` (roots and intermediates a policy supplies),
+    by a self-signed root in it, everything valid at ``when``, and is for code signing.
+
+    Returns the root's subject.
+
+    Raises:
+        CertificateError: the first check that fails.
+    """
+    stamp = f"{when:%Y-%m-%dT%H:%M:%SZ}"
+    if not cert.not_before <= when <= cert.not_after:
+        raise CertificateError(
+            f"the certificate is not valid at {stamp} "
+            f"({cert.not_before:%Y-%m-%dT%H:%M:%SZ} to {cert.not_after:%Y-%m-%dT%H:%M:%SZ})"
+        )
+    _check_code_signing(cert.certificate)
+    try:
+        cas = [x509.load_der_x509_certificate(der) for der in pool]
+    except ValueError as exc:
+        raise CertificateError("the policy's CA certificates do not parse") from exc
+    child = cert.certificate
+    for _ in range(MAX_CHAIN):
+        parent = next((ca for ca in cas if _is_ca(ca) and _issued_by(child, ca)), None)
+        if parent is None:
+            issued = "the signing certificate"
+            if child is not cert.certificate:
+                issued = child.subject.rfc4514_string()
+            raise CertificateError(
+                f"{child.issuer.rfc4514_string()}, the issuer of {issued}, is not among the "
+                "policy's CA certificates"
+            )
+        if not _within(parent, when):
+            raise CertificateError(f"{parent.subject.rfc4514_string()} was not valid at {stamp}")
+        if parent.issuer == parent.subject:
+            return parent.subject.rfc4514_string()
+        child = parent
+    raise CertificateError("the certificate chain is too long")
+
+
 def verify_fulcio(
     cert: SigningCertificate, root: TrustedRoot, when: datetime, *, require_sct: bool = True
 ) -> None:

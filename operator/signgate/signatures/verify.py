@@ -31,7 +31,13 @@ from signgate.errors import (
 )
 from signgate.reference import Digest, parse_reference
 from signgate.signatures import _json, _pem
-from signgate.signatures.authority import AuthorityMaterial, KeyAuthority, SignedIdentityRule
+from signgate.signatures.authority import (
+    AuthorityMaterial,
+    CertificateAuthorityAuthority,
+    CertificateIdentity,
+    KeyAuthority,
+    SignedIdentityRule,
+)
 from signgate.signatures.bundle import SigstoreBundle, parse_bundle
 from signgate.signatures.certificate import (
     CertificateError,
@@ -39,6 +45,7 @@ from signgate.signatures.certificate import (
     identity_mismatch,
     parse_signing_certificate,
     verify_fulcio,
+    verify_with_ca_pool,
 )
 from signgate.signatures.dsse import (
     IN_TOTO_PAYLOAD_TYPE,
@@ -525,8 +532,9 @@ def _check_signer(
     signer: _Signer,
     digest: Digest,
     trusted_root: TrustedRoot | None,
+    now: datetime | None = None,
 ) -> int | Rejection | None:
-    """The transparency log (when required) and, for keyless, the certificate at signing time.
+    """The transparency log (when required) and, for certificates, the chain at signing time.
 
     Returns the verified log index (None when the log was not required).
     """
@@ -540,7 +548,9 @@ def _check_signer(
     if isinstance(authority, KeyAuthority):
         return entry.log_index if entry is not None else None
     cert = signer.certificate
-    assert cert is not None  # _authenticate gives keyless signers their certificate
+    assert cert is not None  # _authenticate gives certificate signers their certificate
+    if isinstance(authority, CertificateAuthorityAuthority):
+        return _check_ca_certificate(prepared, authority, cert, entry, now)
     if trusted_root is None:
         return Rejection(
             source, RejectionKind.TLOG, "keyless signature but no trusted root configured"
@@ -567,6 +577,32 @@ def _check_signer(
     return entry.log_index
 
 
+def _check_ca_certificate(
+    prepared: PreparedSignature,
+    authority: CertificateAuthorityAuthority,
+    cert: SigningCertificate,
+    entry: VerifiedTlogEntry | None,
+    now: datetime | None,
+) -> int | Rejection | None:
+    # Your own PKI issues certificates that outlive a signature: without a logged time, the
+    # certificate must be valid now (cosign --certificate-chain does the same).
+    logged = entry.integrated_time if entry is not None else None
+    when = datetime.fromtimestamp(logged, UTC) if logged is not None else now or datetime.now(UTC)
+    try:
+        verify_with_ca_pool(cert, authority.certificates, when)
+    except CertificateError as exc:
+        return Rejection(prepared.source, RejectionKind.CERTIFICATE, str(exc))
+    mismatch = identity_mismatch(
+        cert,
+        CertificateIdentity(subject=authority.subject, subject_regexp=authority.subject_regexp),
+    )
+    if mismatch is not None:
+        return Rejection(
+            prepared.source, RejectionKind.WRONG_SIGNER, f"signed by {cert.describe}: {mismatch}"
+        )
+    return entry.log_index if entry is not None else None
+
+
 _ANY_IDENTITY = SignedIdentityRule()
 
 
@@ -578,6 +614,7 @@ def verify_with_authority(
     trusted_root: TrustedRoot | None,
     signed_identity: SignedIdentityRule = _ANY_IDENTITY,
     repository: str | None = None,
+    now: datetime | None = None,
 ) -> VerifiedSignature | Rejection:
     """Check one prepared signature against one authority for the image ``digest``.
 
@@ -590,7 +627,7 @@ def verify_with_authority(
     rejection = _check_claim(prepared, digest, signed_identity, repository)
     if rejection is not None:
         return rejection
-    tlog_index = _check_signer(prepared, authority, signer, digest, trusted_root)
+    tlog_index = _check_signer(prepared, authority, signer, digest, trusted_root, now)
     if isinstance(tlog_index, Rejection):
         return tlog_index
     return VerifiedSignature(
@@ -610,6 +647,7 @@ def verify_attestation(
     predicate_type: str,
     trusted_root: TrustedRoot | None,
     conditions: Sequence[PredicateCondition] = (),
+    now: datetime | None = None,
 ) -> VerifiedAttestation | Rejection:
     """Check that ``prepared`` is an attestation of ``predicate_type`` about ``digest``, signed
     by ``authority`` (``cosign verify-attestation --type``)."""
@@ -633,7 +671,7 @@ def verify_attestation(
     rejection = _check_subject(statement, digest, source)
     if rejection is not None:
         return rejection
-    tlog_index = _check_signer(prepared, authority, signer, digest, trusted_root)
+    tlog_index = _check_signer(prepared, authority, signer, digest, trusted_root, now)
     if isinstance(tlog_index, Rejection):
         return tlog_index
     # Only a verified statement's predicate is read.

@@ -518,6 +518,27 @@ AGREEMENT_CASES: list[tuple[str, Mutation, bool]] = [
     ("signedIdentity typo", _set("signedIdentity", {"match": "imageRepository"}), False),
     ("indexCoversChildren", _set("indexCoversChildren", True), True),
     (
+        "certificateAuthority",
+        _set("authorities.1", {"name": "ci", "certificateAuthority": {"pem": "x", "subject": "a"}}),
+        True,
+    ),
+    (
+        "certificateAuthority and key",
+        _set("authorities.0.certificateAuthority", {"pem": "x"}),
+        False,
+    ),
+    (
+        "certificateAuthority with subject and subjectRegExp",
+        _set(
+            "authorities.1",
+            {
+                "name": "ci",
+                "certificateAuthority": {"pem": "x", "subject": "a", "subjectRegExp": "a"},
+            },
+        ),
+        False,
+    ),
+    (
         "condition equals",
         _set("attestations.0.conditions", [{"field": "runDetails.builder.id", "equals": "x"}]),
         True,
@@ -601,7 +622,7 @@ def test_every_cel_rule_rejects_at_least_one_case(crd: JSON) -> None:
         for _, node in walk(openapi(crd), "")
         for rule in node.get("x-kubernetes-validations", [])
     ]
-    assert len(rules) == 9
+    assert len(rules) == 10
     assert set(rules) <= messages
 
 

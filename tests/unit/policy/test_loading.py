@@ -18,6 +18,9 @@ KEY = (
 )
 
 
+REPOSITORY = Path(__file__).resolve().parents[3]
+
+
 def policy_yaml(name: str = "release", extra: str = "", authorities: str | None = None) -> str:
     indented = "\n".join("            " + line for line in KEY.strip().splitlines())
     authorities = (
@@ -84,8 +87,24 @@ def test_authority_needs_exactly_one_kind() -> None:
     - name: a
       key: {pem: "x"}
       keyless: {issuer: "i", subject: "s"}"""
-    with pytest.raises(PolicyError, match="exactly one of 'key' and 'keyless'"):
+    with pytest.raises(PolicyError, match="exactly one of 'key', 'keyless' and 'certificateA"):
         parse_policies(policy_yaml(authorities=both), "p.yaml")
+
+
+@pytest.mark.parametrize(
+    ("pem", "message"),
+    [
+        ("not pem", "certificateAuthority.pem: not PEM certificates"),
+        ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", "not PEM certificates"),
+    ],
+)
+def test_certificate_authority_pem_is_checked_when_compiled(pem: str, message: str) -> None:
+    authorities = f"""
+    - name: corp
+      certificateAuthority: {{pem: "{pem}"}}"""
+    (policy,) = parse_policies(policy_yaml(authorities=authorities), "p.yaml")
+    with pytest.raises(PolicyError, match=message):
+        compile_policy(policy)
 
 
 def test_duplicate_authority_names_are_rejected() -> None:
@@ -171,3 +190,21 @@ def test_namespace_selector_semantics() -> None:
     assert not compiled.selects_namespace({"tier": "prod", "team": "c"})
     assert not compiled.selects_namespace({"tier": "prod", "team": "a", "sandbox": "1"})
     assert compiled.selects_namespace(None)  # outside a cluster every policy applies
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        str(p.relative_to(REPOSITORY))
+        for folder in ("deploy/examples", "examples")
+        for p in (REPOSITORY / folder).glob("*.yaml")
+    ),
+)
+def test_shipped_example_policies_load_and_compile(path: str) -> None:
+    # Examples are what users copy: each must be a valid TrustPolicy that compiles as written.
+    text = (REPOSITORY / path).read_text()
+    policies = parse_policies(text, path)
+    assert policies
+    for policy in policies:
+        if all(a.key is None or a.key.secret_ref is None for a in policy.spec.authorities):
+            compile_policy(policy)

@@ -34,7 +34,12 @@ from signatures_testkit import FakeLog
 
 from signgate.policy.evaluate import REASON_ORDER
 from signgate.reference import Digest
-from signgate.signatures.authority import CertificateIdentity, KeyAuthority, KeylessAuthority
+from signgate.signatures.authority import (
+    CertificateAuthorityAuthority,
+    CertificateIdentity,
+    KeyAuthority,
+    KeylessAuthority,
+)
 from signgate.signatures.cosign_key import sign
 from signgate.signatures.found import (
     ANNOTATION_BUNDLE,
@@ -660,3 +665,63 @@ def test_key_authority_never_trusts_the_certificates_key(
 def test_reason_order_ranks_every_rejection_kind() -> None:
     assert sorted(REASON_ORDER) == sorted(RejectionKind)
     assert len(set(REASON_ORDER)) == len(REASON_ORDER)
+
+
+# -- certificate authorities a policy brings (your own PKI) -----------------------------------
+
+
+def own_ca(
+    fulcio: FakeFulcio, *, subject: str | None = None, subject_regexp: str | None = None
+) -> CertificateAuthorityAuthority:
+    intermediate, root = fulcio.chain
+    return CertificateAuthorityAuthority(
+        "corp-pki", (root, intermediate), subject, subject_regexp, False, "CN=root"
+    )
+
+
+def test_certificate_from_the_policys_own_ca_counts_without_a_log(
+    fulcio: FakeFulcio, log: FakeLog
+) -> None:
+    found = signed(fulcio, log)
+    result = verify_with_authority(
+        prepared(found), own_ca(fulcio, subject=ALICE), digest=DIGEST, trusted_root=None,
+        now=SIGNED_AT_TIME,
+    )  # fmt: skip
+    assert isinstance(result, VerifiedSignature), result
+    assert result.tlog_index is None
+    assert result.signer == f"certificate for {ALICE} from {DEFAULT_ISSUER}"
+
+
+def test_own_ca_refuses_other_subjects_other_cas_and_expired_certificates(
+    fulcio: FakeFulcio, log: FakeLog
+) -> None:
+    found = prepared(signed(fulcio, log))
+
+    def check_ca(authority: CertificateAuthorityAuthority, now: datetime) -> object:
+        return verify_with_authority(found, authority, digest=DIGEST, trusted_root=None, now=now)
+
+    reason = rejected(
+        check_ca(own_ca(fulcio, subject_regexp=r"bob@.*"), SIGNED_AT_TIME),
+        RejectionKind.WRONG_SIGNER,
+    )
+    assert f"identity {ALICE} does not match /bob@.*/" in reason
+    reason = rejected(check_ca(own_ca(FakeFulcio()), SIGNED_AT_TIME), RejectionKind.CERTIFICATE)
+    assert "is not among the policy's CA certificates" in reason
+    later = SIGNED_AT_TIME + timedelta(hours=1)
+    reason = rejected(check_ca(own_ca(fulcio), later), RejectionKind.CERTIFICATE)
+    assert "the certificate is not valid at" in reason
+    # A key-signed signature has no certificate to chain.
+    key = new_key()
+    plain = LegacySignature(
+        "r/app:sha256-ab.sig layer 1",
+        SignatureFormat.LEGACY_TAG,
+        payload(),
+        {ANNOTATION_SIGNATURE: base64.b64encode(sign(key, payload())).decode()},
+    )
+    reason = rejected(
+        verify_with_authority(
+            prepared(plain), own_ca(fulcio), digest=DIGEST, trusted_root=None, now=SIGNED_AT_TIME
+        ),
+        RejectionKind.UNKNOWN_KEY,
+    )
+    assert "has no certificate" in reason

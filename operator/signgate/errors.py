@@ -92,6 +92,10 @@ class TransparencyLogError(SignatureError):
     """A transparency-log entry, SET, inclusion proof or checkpoint that does not verify."""
 
 
+class TimestampError(SignatureError):
+    """An RFC 3161 timestamp that does not parse, is for other data, or no trusted TSA signed."""
+
+
 class AdmissionRequestError(SigngateError):
     """A malformed AdmissionReview, or an admitted object we cannot read every image of.
 

@@ -57,7 +57,9 @@ async def test_keyless_signature_is_admitted_by_identity_only(
         "--certificate-identity", WORKFLOW, "--certificate-oidc-issuer", issuer,
     )  # fmt: skip
     assert record["allowed"] is True, record["reasons"]
-    (authority,) = record["authorities"]  # type: ignore[misc]
+    listed = record["authorities"]
+    assert isinstance(listed, list)
+    (authority,) = listed
     assert authority["format"] == fmt
     assert authority["signer"] == f"certificate for {WORKFLOW} from {issuer}"
     assert isinstance(authority["tlogIndex"], int)
@@ -182,7 +184,9 @@ async def test_keyless_slsa_attestation_with_conditions(
     good = policy({"field": "runDetails.builder.id", "matches": r"https://github\.com/org/.*"})
     record = await signgate_verify(image, None, pusher.host, "--policy", good, *trust)
     assert record["allowed"] is True, record["reasons"]
-    (attestation,) = record["attestations"]  # type: ignore[misc]
+    listed = record["attestations"]
+    assert isinstance(listed, list)
+    (attestation,) = listed
     assert attestation["predicateType"] == "https://slsa.dev/provenance/v1"
     assert await asyncio.to_thread(
         cosign_verify_attestation_keyless, version, tmp_path, image, fake_sigstore, WORKFLOW, None,
@@ -193,3 +197,51 @@ async def test_keyless_slsa_attestation_with_conditions(
     record = await signgate_verify(image, None, pusher.host, "--policy", bad, *trust)
     assert record["allowed"] is False
     assert f"predicate field runDetails.builder.id is '{builder}'" in reasons(record)
+
+
+@pytest.mark.parametrize("version", [V2, V3], ids=["v2-legacy", "v3-bundle"])
+async def test_rfc3161_timestamp_is_a_signing_time_without_the_log(
+    fake_sigstore: FakeSigstore, pusher: Pusher, tmp_path: Path, version: str
+) -> None:
+    assert fake_sigstore.tsa_url is not None
+    name = f"keyless/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    image = f"{pusher.host}/{name}@{digest}"
+    await asyncio.to_thread(sign_keyless, version, tmp_path, image, fake_sigstore, WORKFLOW)
+
+    def policy(root: Path) -> tuple[str, ...]:
+        document = {
+            "apiVersion": "signgate.dev/v1alpha1",
+            "kind": "TrustPolicy",
+            "metadata": {"name": "tsa"},
+            "spec": {
+                "images": ["**"],
+                "authorities": [
+                    {
+                        "name": "ci",
+                        "keyless": {"issuer": fake_sigstore.issuer, "subject": WORKFLOW},
+                        "transparencyLog": "Ignore",
+                    }
+                ],
+            },
+        }
+        path = tmp_path / f"tsa-{secrets.token_hex(3)}.json"
+        path.write_text(json.dumps(document))
+        return ("--policy", str(path), "--trusted-root", str(root))
+
+    # The log is ignored: the TSA's time is what says the certificate was valid when it signed.
+    record = await signgate_verify(
+        image, None, pusher.host, *policy(fake_sigstore.trusted_root_path)
+    )
+    assert record["allowed"] is True, record["reasons"]
+    assert record["authorities"][0]["tlogIndex"] is None  # type: ignore[index]
+
+    # A root without the timestamp authority: no trusted time, refused.
+    document = json.loads(fake_sigstore.trusted_root_path.read_text())
+    document["timestampAuthorities"] = []
+    no_tsa = tmp_path / "no-tsa.json"
+    no_tsa.write_text(json.dumps(document))
+    record = await signgate_verify(image, None, pusher.host, *policy(no_tsa))
+    assert record["allowed"] is False
+    assert "no trusted signing time" in reasons(record)
+    assert "the trusted root has no timestamp authority to check the timestamp" in reasons(record)

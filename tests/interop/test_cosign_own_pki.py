@@ -154,7 +154,9 @@ async def test_certificate_from_own_ca_is_admitted_by_its_san(
         image, None, pusher.host, "--policy", policy(pki, subject=SIGNER)
     )
     assert record["allowed"] is True, record["reasons"]
-    (authority,) = record["authorities"]  # type: ignore[misc]
+    listed = record["authorities"]
+    assert isinstance(listed, list)
+    (authority,) = listed
     assert authority["format"] == fmt
     assert authority["signer"] == f"certificate for {SIGNER}"
     assert await asyncio.to_thread(cosign_admits, pki, version, image, SIGNER)

@@ -57,6 +57,7 @@ from signgate.signatures.dsse import (
 from signgate.signatures.found import (
     ANNOTATION_BUNDLE,
     ANNOTATION_CERTIFICATE,
+    ANNOTATION_RFC3161,
     COSIGN_SIGNATURE_PREDICATE,
     BundleSignature,
     FoundSignature,
@@ -67,6 +68,7 @@ from signgate.signatures.found import (
 from signgate.signatures.keys import PublicKey
 from signgate.signatures.predicate import PredicateCondition, first_failure
 from signgate.signatures.simplesigning import SimpleSigningPayload, parse_simple_signing
+from signgate.signatures.timestamp import parse_cosign_timestamp_annotation, verify_rfc3161
 from signgate.signatures.tlog import (
     VerifiedTlogEntry,
     parse_cosign_bundle_annotation,
@@ -154,6 +156,11 @@ class PreparedSignature:
     legacy_tlog_annotation: str | None = None
     certificate: bytes | None = None
     """DER of the signing certificate that travels with the signature (keyless); untrusted."""
+    timestamps: tuple[bytes, ...] = ()
+    """RFC 3161 timestamps (DER) that travel with the signature; untrusted until verified."""
+    timestamped: bytes = b""
+    """What the timestamps' message imprint covers: the raw signature, or for a legacy ``.att``
+    layer the layer blob (cosign-formats §1.2)."""
 
 
 def _decode_signature(text: str | None, source: str) -> bytes | Rejection:
@@ -193,12 +200,28 @@ def prepare(found: FoundSignature) -> PreparedSignature | Rejection:
             )
         if isinstance(prepared, Rejection):
             return prepared
+        timestamps = _annotation_timestamps(found)
+        if isinstance(timestamps, Rejection):
+            return timestamps
+        attestation = found.format is SignatureFormat.LEGACY_ATTESTATION
         return replace(
             prepared,
             legacy_tlog_annotation=found.annotations.get(ANNOTATION_BUNDLE),
             certificate=certificate,
+            timestamps=timestamps,
+            timestamped=found.payload if attestation else prepared.signature,
         )
     return _prepare_bundle(found)
+
+
+def _annotation_timestamps(found: LegacySignature) -> tuple[bytes, ...] | Rejection:
+    text = found.annotations.get(ANNOTATION_RFC3161)
+    if not text:
+        return ()
+    try:
+        return (parse_cosign_timestamp_annotation(text),)
+    except SignatureError as exc:
+        return Rejection(found.source, RejectionKind.MALFORMED, f"timestamp annotation: {exc}")
 
 
 def _annotation_certificate(found: LegacySignature) -> bytes | Rejection | None:
@@ -265,9 +288,14 @@ def _prepare_bundle(found: BundleSignature) -> PreparedSignature | Rejection:
         )
     if bundle.dsse is not None:
         prepared = _prepare_dsse(bundle.dsse, found.source, SignatureFormat.BUNDLE, bundle)
-        if isinstance(prepared, Rejection) or not bundle.certificate_chain:
+        if isinstance(prepared, Rejection):
             return prepared
-        return replace(prepared, certificate=bundle.certificate_chain[0])
+        return replace(
+            prepared,
+            certificate=bundle.certificate_chain[0] if bundle.certificate_chain else None,
+            timestamps=bundle.rfc3161_timestamps,
+            timestamped=prepared.signature,
+        )
     message = bundle.message_signature
     if message is None:  # parse_bundle guarantees one of the two; stay closed anyway
         return Rejection(found.source, RejectionKind.MALFORMED, "bundle has no signature")
@@ -280,6 +308,8 @@ def _prepare_bundle(found: BundleSignature) -> PreparedSignature | Rejection:
         payload=b"",
         bundle=bundle,
         certificate=bundle.certificate_chain[0] if bundle.certificate_chain else None,
+        timestamps=bundle.rfc3161_timestamps,
+        timestamped=message.signature,
     )
 
 
@@ -555,26 +585,47 @@ def _check_signer(
         return Rejection(
             source, RejectionKind.TLOG, "keyless signature but no trusted root configured"
         )
-    if entry is None or entry.integrated_time is None:
-        # Fulcio certificates live minutes: only a time vouched for by the log (or a timestamp
-        # authority) says the key was certified when it signed.
-        return Rejection(
-            source,
-            RejectionKind.UNSUPPORTED,
-            "keyless signature without a transparency-log time (signed entry timestamp); "
-            "RFC 3161 timestamps alone are not supported yet",
-        )
-    when = datetime.fromtimestamp(entry.integrated_time, UTC)
-    try:
-        verify_fulcio(cert, trusted_root, when)
-    except CertificateError as exc:
-        return Rejection(source, RejectionKind.CERTIFICATE, str(exc))
+    times = _signing_times(prepared, entry, trusted_root)
+    if isinstance(times, Rejection):
+        return times
+    # The certificate must have been good at every trusted time the signature carries.
+    for when in times:
+        try:
+            verify_fulcio(cert, trusted_root, when)
+        except CertificateError as exc:
+            return Rejection(source, RejectionKind.CERTIFICATE, str(exc))
     mismatch = identity_mismatch(cert, authority.identity)
     if mismatch is not None:
         return Rejection(
             source, RejectionKind.WRONG_SIGNER, f"signed by {cert.describe}: {mismatch}"
         )
-    return entry.log_index
+    return entry.log_index if entry is not None else None
+
+
+def _signing_times(
+    prepared: PreparedSignature, entry: VerifiedTlogEntry | None, trusted_root: TrustedRoot
+) -> list[datetime] | Rejection:
+    """The times a trusted party vouches the signature existed: the log's integratedTime (from
+    its SET) and every RFC 3161 timestamp that verifies. A Fulcio certificate lives minutes, so
+    without one of these nothing says the key was certified when it signed."""
+    times: list[datetime] = []
+    if entry is not None and entry.integrated_time is not None:
+        times.append(datetime.fromtimestamp(entry.integrated_time, UTC))
+    problems: list[str] = []
+    for token in prepared.timestamps:
+        try:
+            times.append(verify_rfc3161(token, prepared.timestamped, trusted_root))
+        except SignatureError as exc:
+            problems.append(str(exc))
+    if times:
+        return times
+    detail = f": {'; '.join(problems)}" if problems else ""
+    return Rejection(
+        prepared.source,
+        RejectionKind.TLOG,
+        "no trusted signing time: neither a transparency-log entry timestamp nor a verified "
+        f"RFC 3161 timestamp{detail}",
+    )
 
 
 def _check_ca_certificate(

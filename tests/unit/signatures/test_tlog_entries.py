@@ -509,6 +509,11 @@ def test_unsupported_entry_kind_is_refused(
         _verify_key_case(
             bundle, key_der, artifact, production_root, kind="intoto", kind_version="0.0.2"
         )
+    # difference: rekor-v2 -- Rekor v2 entries (hashedrekord/dsse 0.0.2) are not checked yet.
+    with pytest.raises(TransparencyLogError, match=r"unsupported entry kind hashedrekord 0\.0\.2"):
+        _verify_key_case(
+            bundle, key_der, artifact, production_root, kind="hashedrekord", kind_version="0.0.2"
+        )
 
 
 def test_entry_whose_body_is_another_kind_than_claimed_is_refused(

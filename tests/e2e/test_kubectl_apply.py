@@ -9,68 +9,23 @@ admission is all that is being tested.
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import os
 import re
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
-import yaml
 
 from support import signer
+from support.chart import chart_webhooks
 from support.formats import generate_key, public_key_pem
 from support.kubeapi import KubeAPIServer
 from support.push import Pusher
 
 KEY = generate_key()
-ROOT = Path(__file__).resolve().parents[2]
-HELM = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
-HELM = HELM / "helm-v3.17.2" / "helm"
-
-
-@contextlib.contextmanager
-def chart_webhooks(apiserver: KubeAPIServer, *, port: int, ca_pem: bytes) -> Iterator[None]:
-    """The chart's own webhook configurations, with a ``url:`` clientConfig to the local server.
-
-    Everything else (rules, failurePolicy, matchPolicy, sideEffects, reinvocationPolicy,
-    namespaceSelector, timeouts) is exactly what ``helm install`` would create.
-    """
-    rendered = subprocess.run(
-        [str(HELM), "template", "signgate", str(ROOT / "charts/signgate"), "-n", "signgate"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    configs: list[dict[str, Any]] = [
-        doc
-        for doc in yaml.safe_load_all(rendered)
-        if doc and doc["kind"].endswith("WebhookConfiguration")
-    ]
-    assert len(configs) == 2
-    for config in configs:
-        config["metadata"]["name"] = "signgate-e2e"
-        for hook in config["webhooks"]:
-            path = hook["clientConfig"]["service"]["path"]
-            hook["clientConfig"] = {
-                "url": f"https://127.0.0.1:{port}{path}",
-                "caBundle": base64.b64encode(ca_pem).decode(),
-            }
-    apiserver.apply(yaml.safe_dump_all(configs))
-    for kind in ("validating", "mutating"):
-        apiserver._wait_for_webhook_informer(kind)
-    try:
-        yield
-    finally:
-        for kind in ("validating", "mutating"):
-            apiserver.kubectl("delete", f"{kind}webhookconfiguration", "signgate-e2e", check=True)
-            apiserver._wait_for_webhook_informer(kind)
 
 
 @pytest.fixture

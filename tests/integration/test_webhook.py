@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import secrets
 import ssl
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -482,3 +484,57 @@ async def test_require_digest_denies_tags_and_admits_digests(
         reviews.review(reviews.workload("Pod", reviews.pod_spec([pinned])))
     )
     assert by_digest["allowed"] is True
+
+
+async def test_oversized_and_deeply_nested_reviews_are_refused_never_allowed(
+    start_webhook: StartWebhook, pusher: Pusher
+) -> None:
+    hook = await start_webhook([compiled(policy_yaml(pusher.host, KEY))])
+    # Bigger than the apiserver could ever send (3 MiB): refused before it is parsed.
+    big = reviews.review(reviews.workload("Pod", reviews.pod_spec(["nginx"])))
+    big["request"]["object"]["metadata"]["annotations"] = {"padding": "x" * (4 * 1024 * 1024)}
+    async with hook.session.post(
+        hook.url + "/validate", data=io.BytesIO(json.dumps(big).encode())
+    ) as resp:
+        status, answer = resp.status, await resp.read()
+    assert status in (400, 413), (status, answer)
+    # A nesting bomb inside the object: a clear 400, not a crash or a 500.
+    nested = (
+        b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":'
+        + (b"[" * 100_000 + b"]" * 100_000)
+        + b"}"
+    )
+    status, answer = await hook.post("/validate", nested)
+    assert status == 400, (status, answer)
+    # The server is still answering.
+    good, _ = await unsigned_image(pusher)
+    response = await hook.admit(reviews.review(reviews.workload("Pod", reviews.pod_spec([good]))))
+    assert response["allowed"] is False
+
+
+async def test_tls_below_1_2_is_refused(
+    start_webhook: StartWebhook, pusher: Pusher, tls_ca: trustme.CA
+) -> None:
+    hook = await start_webhook([compiled(policy_yaml(pusher.host, KEY))])
+    port = int(hook.url.rsplit(":", 1)[1])
+
+    async def handshake(version: ssl.TLSVersion) -> str | None:
+        context = ssl.create_default_context()
+        tls_ca.configure_trust(context)
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # the client offers whatever it can
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1 on purpose
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = version
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        except (ssl.SSLError, ConnectionResetError):
+            return None
+        negotiated = writer.get_extra_info("ssl_object").version()
+        writer.close()
+        return str(negotiated)
+
+    assert await handshake(ssl.TLSVersion.TLSv1_1) is None
+    assert await handshake(ssl.TLSVersion.TLSv1) is None
+    assert await handshake(ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert await handshake(ssl.TLSVersion.TLSv1_3) == "TLSv1.3"

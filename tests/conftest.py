@@ -13,9 +13,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
 import trustme
 
+# hypothesis's pytest plugin imports hypothesis lazily, in the terminal summary, when no test used
+# it (e.g. `pytest tests/e2e`). There, CPython 3.11.7's compiler intermittently raised "SystemError:
+# AST constructor recursion depth mismatch" after the run had passed (fixed in later CPythons).
+# Importing it here, in a clean interpreter state, avoids that.
 from support.fault_proxy import FaultProxy
 from support.push import Pusher
 from support.registry import (

@@ -81,3 +81,27 @@ def test_pattern_does_not_match(pattern: str, image: str) -> None:
 def test_bad_patterns_are_policy_errors(pattern: str, message: str) -> None:
     with pytest.raises(PolicyError, match=message.replace("(", r"\(")):
         compile_pattern(pattern)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/org/../evil/app",  # traversal-like segments are not repository names
+        "ghcr.io/org/./app",
+        "ghcr.io//org/app",
+        "ghcr.io/org/app/",
+        "ghcr.io/Org/app",  # upper case is not a repository name (a host may be, in any case)
+        "[::1/app",
+        "ghcr.io:notaport/app",
+        "ghcr.io/org/app:tag:other",
+        "ghcr.io/org/app@sha256:short",
+        "ghcr.io/org%2Fapp",
+    ],
+)
+def test_references_that_could_smuggle_a_name_are_invalid(image: str) -> None:
+    # An unparseable reference is denied before any pattern is consulted (see verifier.py), so
+    # none of these can be matched by a pattern for another repository.
+    from signgate.errors import InvalidReferenceError
+
+    with pytest.raises(InvalidReferenceError):
+        parse_reference(image)

@@ -17,6 +17,11 @@ are tried in the order they were added, and apply to the first ``times`` matchin
     proxy.status(r"/manifests/", 429, retry_after="1", times=2)
     proxy.replace_body(r"/blobs/", b"evil")  # keeps Docker-Content-Digest: a digest mismatch
     assert proxy.count(r"/manifests/") == 3
+
+Streaming faults (truncate, reset, huge, endless) count the body bytes they managed to hand to the
+client in ``Fault.sent`` (and all of them together in ``FaultProxy.bytes_sent``): a client that
+stops reading at its cap makes the proxy stop writing soon after, so ``sent`` stays near the cap
+(plus what the kernel's socket buffers hold) instead of growing without end.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import asyncio
 import enum
 import os
 import re
+import socket
+import struct
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -84,6 +91,8 @@ class FaultKind(enum.Enum):
     """The real body, with a different ``Docker-Content-Digest`` header."""
     DROP = "drop"
     """Close the connection without answering."""
+    RESET = "reset"
+    """Upstream status/headers and Content-Length, part of the body, then a TCP reset (RST)."""
 
 
 @dataclass
@@ -102,6 +111,8 @@ class Fault:
     seconds: float = 0.0
     keep: int | None = None
     hits: int = 0
+    sent: int = 0
+    """Body bytes written to clients by this fault (streaming faults only)."""
 
     def take(self, method: str, path: str) -> bool:
         """Whether this fault applies to the request; consumes one of ``times`` if so."""
@@ -197,6 +208,12 @@ class FaultProxy:
             if (method is None or m == method) and (pattern is None or pattern.search(p))
         )
 
+    @property
+    def bytes_sent(self) -> int:
+        """Body bytes written to clients by all streaming faults armed so far."""
+        with self._lock:
+            return sum(fault.sent for fault in self._faults)
+
     def reset_counts(self) -> None:
         """Forget recorded requests."""
         with self._lock:
@@ -269,6 +286,17 @@ class FaultProxy:
     ) -> Fault:
         """Send only ``keep`` bytes (default half) of the real body, then close the connection."""
         return self._arm(FaultKind.TRUNCATE, path, keep=keep, method=method, times=times)
+
+    def reset(
+        self,
+        path: str,
+        *,
+        keep: int | None = None,
+        method: str | None = None,
+        times: int | None = None,
+    ) -> Fault:
+        """Send ``keep`` bytes (default half) of the real body, then reset the connection (RST)."""
+        return self._arm(FaultKind.RESET, path, keep=keep, method=method, times=times)
 
     def endless(self, path: str, *, method: str | None = None, times: int | None = None) -> Fault:
         """Stream a body that never ends."""
@@ -414,12 +442,21 @@ class FaultProxy:
             await resp.prepare(request)
             await request.app[STOPPING].wait()
             raise asyncio.CancelledError
-        if kind is FaultKind.TRUNCATE:
+        if kind is FaultKind.TRUNCATE or kind is FaultKind.RESET:
             resp.content_length = len(body)
             await resp.prepare(request)
-            await resp.write(body[: fault.keep if fault.keep is not None else len(body) // 2])
-            assert request.transport is not None
-            request.transport.close()
+            part = body[: fault.keep if fault.keep is not None else len(body) // 2]
+            await resp.write(part)
+            fault.sent += len(part)
+            transport = request.transport
+            assert transport is not None
+            if kind is FaultKind.TRUNCATE:
+                transport.close()
+            else:
+                sock = transport.get_extra_info("socket")
+                if sock is not None:  # linger 0: close() sends RST instead of FIN
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
             raise asyncio.CancelledError
         if kind is FaultKind.HUGE and fault.declare_length:
             resp.content_length = fault.size
@@ -431,6 +468,7 @@ class FaultProxy:
         while remaining != 0:
             piece = chunk if remaining < 0 else chunk[:remaining]
             await resp.write(piece)
+            fault.sent += len(piece)
             remaining = remaining - len(piece) if remaining > 0 else remaining
         await resp.write_eof()
         return resp

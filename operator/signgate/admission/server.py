@@ -79,6 +79,10 @@ class CertificateReloader:
         """
         try:
             stamp = self._current_stamp()
+            # Try the pair on a scratch context first: OpenSSL drops the live context's key as soon
+            # as a certificate that does not match it is loaded, so a half-written rotation
+            # (new certificate, old key) would leave the server unable to complete any handshake.
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.cert, self.key)
             self.context.load_cert_chain(self.cert, self.key)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(

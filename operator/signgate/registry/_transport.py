@@ -16,6 +16,8 @@ import asyncio
 import email.utils
 import json
 import logging
+import os
+import re
 import ssl
 from collections import Counter
 from collections.abc import Mapping
@@ -106,14 +108,34 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+_RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")
+
+
 def describe_connection_error(exc: Exception) -> str:
     """A short, human reason for a connection failure (aiohttp's own text names internals)."""
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "host name not found (DNS)"
     if isinstance(exc, aiohttp.ClientConnectorError):
         os_error = exc.os_error
-        reason = os_error.strerror or str(os_error) or type(os_error).__name__
+        # asyncio's strerror is "Connect call failed ('1.2.3.4', 5000)": name the errno instead.
+        errno = None if isinstance(os_error, ssl.SSLError) else os_error.errno
+        reason = (
+            (os.strerror(errno) if errno else None)
+            or os_error.strerror
+            or str(os_error)
+            or type(os_error).__name__
+        )
         return f"{reason} (connecting to {exc.host}:{exc.port})"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        # aiohttp says "<ContentLengthError: 400, …>", as if the registry had answered 400.
+        text = str(exc)
+        how = "reset" if "ConnectionResetError" in text else "closed"
+        received = _RECEIVED.search(text)
+        if received:
+            return f"connection {how} after {received[1]} of {received[2]} body bytes"
+        return f"connection {how} before the response body was complete"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "connection closed without a complete answer"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -346,6 +368,11 @@ class Transport:
                 why = f"token endpoint answered HTTP {status}"
                 await self._backoff(attempt, retry_after, deadline, realm, why)
                 continue
+            if status == 429 or status >= 500:
+                raise RegistryAuthError(
+                    f"token endpoint {realm_host} failed for {repository} after {attempt} "
+                    f"attempts (HTTP {status}: {error_detail(body)})"
+                )
             if status != 200:
                 who = "anonymous" if credentials is None else "the configured credentials"
                 raise RegistryAuthError(
@@ -411,6 +438,14 @@ class Transport:
                         f"{host} requires credentials to pull {repository} and none are configured"
                         " for it (use --registry-config)"
                     )
+                if challenge is not None and challenge.scheme == "bearer":
+                    # The token endpoint accepted us and issued a token; the registry rejects it.
+                    realm = urlsplit(challenge.realm or "").netloc or "its token endpoint"
+                    raise RegistryAuthError(
+                        f"{host} refused our credentials for {repository}: HTTP 401 with a fresh "
+                        f"token from {realm} (expired, for another service, or signed by a key "
+                        "the registry does not trust)"
+                    )
                 raise RegistryAuthError(
                     f"{host} refused our credentials for {repository} (HTTP 401 after auth)"
                 )
@@ -469,7 +504,13 @@ class Transport:
                 if retryable and attempt < limits.max_attempts:
                     await self._backoff(attempt, None, deadline, url, f"connection failed: {why}")
                     continue
-                raise RegistryUnavailableError(f"cannot reach {host}: {why}") from exc
+                # Connected and then cut off is not "cannot reach": say which it was.
+                failed = (
+                    "cannot reach"
+                    if isinstance(exc, aiohttp.ClientConnectorError)
+                    else "lost the connection to"
+                )
+                raise RegistryUnavailableError(f"{failed} {host}: {why}") from exc
             if self.is_insecure(host):
                 self._schemes.setdefault(host, scheme)
             if response.status == 429 or response.status >= 500:
@@ -479,10 +520,11 @@ class Transport:
                     await self._backoff(attempt, retry_after, deadline, url, why)
                     continue
                 what = "rate limited" if response.status == 429 else "server error"
+                detail = error_detail(response.body)
                 raise RegistryHTTPError(
                     url,
                     response.status,
-                    f"{what} after {attempt} attempts: " + error_detail(response.body),
+                    f"{what} after {attempt} attempts" + (f": {detail}" if detail else ""),
                 )
             return response
 

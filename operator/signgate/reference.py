@@ -170,6 +170,12 @@ def parse_reference(text: str) -> ImageReference:
     domain, path = _split_domain(remainder)
     if not _HOST.fullmatch(domain):
         raise InvalidReferenceError(text, f"invalid registry host {domain!r}")
+    if domain != DOCKER_HUB and "." not in domain and ":" not in domain and domain != "localhost":
+        # A host only by its uppercase letters ("MyHost/app"): lowercased, it would name Docker
+        # Hub's myhost/app, so the normalised name policies match would be another registry's.
+        raise InvalidReferenceError(
+            text, f"registry host {domain!r} needs a '.' or a port (or is 'localhost')"
+        )
     if not path:
         raise InvalidReferenceError(text, "missing repository name")
     for component in path.split("/"):

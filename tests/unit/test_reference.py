@@ -80,6 +80,17 @@ def test_invalid_references_are_rejected_with_the_rule(text: str, message: str) 
     assert "invalid image reference" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "text", ["S/y", f"librYry/nginx@{D}", "MyRegistry/team/app:v1", "[ABC]/app"]
+)
+def test_a_host_made_only_by_uppercase_letters_is_refused(text: str) -> None:
+    # Found by scripts/fuzz: distribution reads "MyRegistry/app" as the registry host MyRegistry,
+    # but its normalised form myregistry/app is Docker Hub's, where signatures were then sought.
+    with pytest.raises(InvalidReferenceError, match=r"needs a '\.' or a port"):
+        parse_reference(text)
+    assert parse_reference("LOCALHOST/app").name == "localhost/app"
+
+
 def test_reference_renders_and_pins() -> None:
     ref = parse_reference("nginx:1.27")
     assert str(ref) == "docker.io/library/nginx:1.27"

@@ -156,7 +156,11 @@ def _compile_ca(
     where = f"TrustPolicy {policy!r}, authority {name!r}: certificateAuthority.pem"
     try:
         certificates = x509.load_pem_x509_certificates(spec.pem.encode())
-    except ValueError as exc:
+        for certificate in certificates:
+            # Names and extensions are parsed lazily: a malformed one must fail here, not when
+            # an image is verified.
+            _ = certificate.issuer, certificate.subject, certificate.extensions
+    except (ValueError, x509.InvalidVersion, x509.DuplicateExtension) as exc:
         raise PolicyError(f"{where}: not PEM certificates: {exc}") from exc
     if not certificates:
         raise PolicyError(f"{where}: no certificate")

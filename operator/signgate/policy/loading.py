@@ -20,7 +20,8 @@ def describe_validation_error(exc: ValidationError) -> str:
         location = ".".join(str(p) for p in error["loc"] if p not in ("function-after",))
         message = error["msg"].removeprefix("Value error, ")
         parts.append(f"{location}: {message}" if location else message)
-    return "; ".join(parts)
+    # A field name in a location can be any YAML key, line breaks included: keep one line.
+    return " ".join("; ".join(parts).splitlines())
 
 
 def parse_policies(text: str, source: str) -> list[TrustPolicy]:
@@ -31,7 +32,8 @@ def parse_policies(text: str, source: str) -> list[TrustPolicy]:
     """
     try:
         documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
+    # PyYAML raises ValueError for an impossible date (2024-02-30), RecursionError for nesting.
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}".replace("\n", " ")) from exc
     policies: list[TrustPolicy] = []
     for index, document in enumerate(documents, start=1):
@@ -46,7 +48,8 @@ def parse_policies(text: str, source: str) -> list[TrustPolicy]:
         try:
             policies.append(TrustPolicy.model_validate(document))
         except ValidationError as exc:
-            name = (document.get("metadata") or {}).get("name", "?")
+            metadata = document.get("metadata")
+            name = metadata.get("name", "?") if isinstance(metadata, dict) else "?"
             raise PolicyError(
                 f"{where}: invalid TrustPolicy {name!r}: {describe_validation_error(exc)}"
             ) from exc

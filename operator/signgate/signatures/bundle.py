@@ -110,7 +110,7 @@ def _certificate(item: _json.JsonObject) -> bytes:
     der = item.b64("rawBytes")
     try:
         x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise item.fail("rawBytes", "not a DER X.509 certificate") from exc
     return der
 

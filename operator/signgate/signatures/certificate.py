@@ -135,13 +135,14 @@ def parse_signing_certificate(der: bytes) -> SigningCertificate:
     try:
         cert = x509.load_der_x509_certificate(der)
         key = PublicKey.from_key(cert.public_key())
-        # Extensions are parsed lazily (then cached): a malformed, duplicate or unsupported one
-        # raises here, not later from the identity or SCT checks.
-        _ = cert.extensions
+        # Names and extensions are parsed lazily (then cached): a malformed, duplicate or
+        # unsupported one raises here, not later from the identity, chain or SCT checks.
+        _ = cert.issuer, cert.subject, cert.extensions
     except (
         ValueError,
         TypeError,
         UnsupportedAlgorithm,
+        x509.InvalidVersion,
         x509.DuplicateExtension,
         x509.UnsupportedGeneralNameType,
     ) as exc:

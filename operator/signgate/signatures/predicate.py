@@ -63,7 +63,7 @@ def _lookup(document: object, path: str) -> object:
             if part not in current:
                 return _MISSING
             current = current[part]
-        elif isinstance(current, list) and part.isdigit():
+        elif isinstance(current, list) and part.isascii() and part.isdigit():  # not '²'
             index = int(part)
             if index >= len(current):
                 return _MISSING

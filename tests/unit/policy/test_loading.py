@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from signgate.errors import PolicyError
 from signgate.policy.compiled import compile_policy
@@ -107,6 +113,49 @@ def test_certificate_authority_pem_is_checked_when_compiled(pem: str, message: s
         compile_policy(policy)
 
 
+def _ca_pem_with_a_malformed_name() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corp-root")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    # The CN's UTF8String tagged [APPLICATION 19]: the names parse only when first read.
+    cn = b"\x06\x03\x55\x04\x03\x0c"
+    der = certificate.public_bytes(serialization.Encoding.DER).replace(cn, cn[:-1] + b"\x73")
+    body = base64.b64encode(der).decode()
+    return f"-----BEGIN CERTIFICATE-----\\n{body}\\n-----END CERTIFICATE-----\\n"
+
+
+def test_certificate_authority_with_a_malformed_name_is_a_policy_error() -> None:
+    # Found by scripts/fuzz: finding the self-signed root read the names, which raised ValueError.
+    authorities = f"""
+    - name: corp
+      certificateAuthority: {{pem: "{_ca_pem_with_a_malformed_name()}"}}"""
+    (policy,) = parse_policies(policy_yaml(authorities=authorities), "p.yaml")
+    with pytest.raises(PolicyError, match=r"certificateAuthority\.pem: not PEM certificates"):
+        compile_policy(policy)
+
+
+def test_a_line_break_in_a_field_name_stays_out_of_the_message() -> None:
+    # Found by scripts/fuzz: pydantic names an unknown field by its key, line breaks included.
+    secret = """
+    - name: release-key
+      key: {secretRef: {name: cosign, "name\\nrelease-key": x}}"""
+    with pytest.raises(PolicyError) as info:
+        parse_policies(policy_yaml(authorities=secret), "p.yaml")
+    assert "name release-key: Extra inputs are not permitted" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
 def test_duplicate_authority_names_are_rejected() -> None:
     twice = """
     - name: a
@@ -151,10 +200,21 @@ def test_bad_regexp_in_keyless_identity_is_rejected() -> None:
         ("key: [unclosed", "not valid YAML"),
         ("- a\n- b", "expected a TrustPolicy object"),
         ("kind: ConfigMap\napiVersion: v1", "kind is 'ConfigMap'"),
+        # Found while writing the fuzz target: PyYAML's own exceptions besides YAMLError.
+        ("kind: TrustPolicy\ncreated: 2024-02-30", "not valid YAML: day is out of range"),
+        ("[" * 2000, "not valid YAML: maximum recursion depth"),
     ],
 )
 def test_malformed_files_are_policy_errors(text: str, message: str) -> None:
     with pytest.raises(PolicyError, match=message):
+        parse_policies(text, "p.yaml")
+
+
+@pytest.mark.parametrize("metadata", ["/nsiag", "[1]", "7"])
+def test_metadata_that_is_not_an_object_is_a_policy_error(metadata: str) -> None:
+    # Found by scripts/fuzz: naming the invalid policy read metadata.name with dict.get.
+    text = f"apiVersion: signgate.dev/v1alpha1\nkind: TrustPolicy\nmetadata: {metadata}\n"
+    with pytest.raises(PolicyError, match=r"invalid TrustPolicy '\?': .*metadata"):
         parse_policies(text, "p.yaml")
 
 

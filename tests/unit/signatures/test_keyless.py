@@ -587,6 +587,10 @@ PATCHES = {
     "duplicate-extension": (_oid_der(BUILD_SIGNER_URI), _oid_der(OID_ISSUER_V2.dotted_string)),
     # id-ecPublicKey (1.2.840.10045.2.1) as an unknown key algorithm.
     "unknown-key-algorithm": (_oid_der("1.2.840.10045.2.1"), _oid_der("1.2.840.10045.2.9")),
+    # Found by scripts/fuzz: a version other than v1-v3 (cryptography's InvalidVersion).
+    "invalid-version": (b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x41"),
+    # Found by scripts/fuzz: the issuer's CN tagged [APPLICATION 19]; names parse lazily.
+    "malformed-issuer-name": (_oid_der("2.5.4.3") + b"\x0c", _oid_der("2.5.4.3") + b"\x73"),
 }
 
 
@@ -610,6 +614,7 @@ def _broken_leaf(fulcio: FakeFulcio, key: ec.EllipticCurvePrivateKey, how: str) 
         ("duplicate-extension", "Duplicate 1.3.6.1.4.1.57264.1.8 extension found"),
         ("unknown-key-algorithm", "Unknown key type: 1.2.840.10045.2.9"),
         ("issuer-v1-not-utf8", "the OIDC issuer extension (…57264.1.1) is not UTF-8"),
+        ("malformed-issuer-name", "error parsing asn1 value"),
     ],
 )
 def test_leaf_that_cryptography_cannot_read_is_malformed_not_an_error(
@@ -623,6 +628,34 @@ def test_leaf_that_cryptography_cannot_read_is_malformed_not_an_error(
     reason = rejected(check(found, root), RejectionKind.MALFORMED)
     assert reason.startswith("signature certificate: ")
     assert detail in reason
+
+
+@pytest.mark.parametrize("how", ["invalid-version", "malformed-issuer-name"])
+@pytest.mark.parametrize("own_pki", [False, True])
+def test_leaf_that_cryptography_cannot_read_is_malformed_for_every_authority(
+    fulcio: FakeFulcio, log: FakeLog, root: TrustedRoot, how: str, own_pki: bool
+) -> None:
+    # Found by scripts/fuzz: cryptography's InvalidVersion is no ValueError, and the CA-pool check
+    # parsed the leaf's issuer name only to name it in its message; both escaped as exceptions.
+    found = signed(fulcio, log)
+    broken = base64.b64encode(_broken_leaf(fulcio, new_key(), how)).decode()
+    swapped = LegacySignature(
+        found.source,
+        found.format,
+        found.payload,
+        {
+            **found.annotations,
+            ANNOTATION_CERTIFICATE: f"-----BEGIN CERTIFICATE-----\n{broken}\n"
+            "-----END CERTIFICATE-----\n",
+        },
+    )
+    authority = own_ca(fulcio) if own_pki else keyless()
+    result = verify_with_authority(
+        prepared(swapped), authority, digest=DIGEST, trusted_root=root, now=SIGNED_AT_TIME
+    )
+    assert rejected(result, RejectionKind.MALFORMED).startswith(
+        "signature certificate: not a usable X.509 certificate: "
+    )
 
 
 def test_signature_by_another_key_than_the_certificates(

@@ -45,6 +45,8 @@ NO_FIELD = "predicate has no field"
         (C("buildDefinition.resolvedDependencies.5.uri", "equals", ("x",)), NO_FIELD),
         (C("runDetails.builder", "equals", ("x",)), "is not a string, number or boolean"),
         (C("reproducible.deeper", "equals", ("x",)), NO_FIELD),
+        # Found while writing the fuzz target: '²' is str.isdigit() but int() refuses it.
+        (C("buildDefinition.resolvedDependencies.²", "equals", ("x",)), NO_FIELD),
     ],
 )
 def test_conditions(condition: PredicateCondition, failure: str | None) -> None:

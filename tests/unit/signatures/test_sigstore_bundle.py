@@ -331,6 +331,20 @@ def test_a_certificate_that_is_not_der_is_refused(dsse_bundle: dict[str, Any]) -
         _parse(dsse_bundle)
 
 
+def test_a_certificate_with_an_invalid_version_is_refused(dsse_bundle: dict[str, Any]) -> None:
+    # Found by scripts/fuzz: cryptography raises InvalidVersion (not a ValueError) for a version
+    # other than v1-v3, which escaped prepare() and made the whole image an internal error.
+    certificate = dsse_bundle["verificationMaterial"]["certificate"]
+    der = base64.b64decode(certificate["rawBytes"])
+    assert der.count(b"\xa0\x03\x02\x01\x02") == 1
+    certificate["rawBytes"] = base64.b64encode(
+        der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x42")
+    ).decode()
+
+    with pytest.raises(BundleFormatError, match=r"certificate\.rawBytes: not a DER X\.509"):
+        _parse(dsse_bundle)
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [

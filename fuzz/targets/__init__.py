@@ -1,0 +1,1 @@
+"""One module per parser family; see `fuzz.harness` for the contract."""

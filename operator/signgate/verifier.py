@@ -10,20 +10,30 @@ Caching (what makes admission fast, and what must not make it wrong):
   the policy does, so an edited policy never reuses a stale verdict. Satisfied outcomes live long
   (content under a digest is immutable); unsatisfied ones briefly, so a signature added later is
   found soon; outcomes that came from a registry failure (timeout, 5xx, 429) are never cached;
-- concurrent identical work (the pods of one Deployment) is coalesced into one computation.
+- concurrent identical work (the pods of one Deployment) is coalesced into one computation. That
+  computation runs in its own task, for up to `WORK_SECONDS` past the deadline of the request that
+  started it, and caches what it learns; every request still waits only until its own deadline.
+  Otherwise, with a slow registry, each request's work would be thrown away at its deadline and
+  started again by the next one, and the cache would never fill.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from signgate.cache import SingleFlight, TTLCache
 from signgate.deadline import Deadline
 from signgate.discovery import DiscoveryLimits, discover_signatures
-from signgate.errors import InvalidReferenceError, MalformedResponseError, RegistryError
+from signgate.errors import (
+    DeadlineExceededError,
+    InvalidReferenceError,
+    MalformedResponseError,
+    RegistryError,
+)
 from signgate.policy.compiled import CompiledPolicy
 from signgate.policy.evaluate import (
     ImageDecision,
@@ -186,12 +196,14 @@ class Verifier:
         if cached is not None:
             return cached
 
+        work = _work_deadline(deadline)
+
         async def fetch() -> Digest:
-            digest = await self.client.resolve_digest(ref, deadline, credentials=credentials)
+            digest = await self.client.resolve_digest(ref, work, credentials=credentials)
             self.tags.put(key, digest, self.settings.cache.tag_ttl)
             return digest
 
-        return await self._resolving.run(key, fetch)
+        return await _until(deadline, self._resolving.run(key, fetch), f"resolving {ref}")
 
     async def _verify_governed(
         self,
@@ -266,16 +278,23 @@ class Verifier:
             # to the image (none set), so the same digest in two repositories is two questions.
             who = credentials.identity if credentials is not None else "configured"
             key = (digest, ref.name, who, tuple(sorted(p.identity for p in missing)))
-            computed = await self._verifying.run(
-                key, lambda: self._compute(ref, digest, missing, deadline, credentials)
+            work = _work_deadline(deadline)
+
+            async def compute() -> _Computed:
+                computed = await self._compute(ref, digest, missing, work, credentials)
+                cache = self.settings.cache
+                for policy, outcome, cacheable in computed.outcomes:
+                    if cacheable:
+                        ttl = cache.verified_ttl if outcome.satisfied else cache.unverified_ttl
+                        self.outcomes.put(_outcome_key(policy, digest, ref), outcome, ttl)
+                return computed
+
+            computed = await _until(
+                deadline, self._verifying.run(key, compute), f"verifying {ref.name}@{digest}"
             )
             notes = computed.notes
-            cache = self.settings.cache
-            for policy, outcome, cacheable in computed.outcomes:
+            for policy, outcome, _ in computed.outcomes:
                 outcomes[policy.identity] = outcome
-                if cacheable:
-                    ttl = cache.verified_ttl if outcome.satisfied else cache.unverified_ttl
-                    self.outcomes.put(_outcome_key(policy, digest, ref), outcome, ttl)
         return outcomes, notes
 
     async def _covered_by_index(
@@ -414,6 +433,25 @@ class Verifier:
             credentials=credentials,
             attestations=attestations,
         )
+
+
+WORK_SECONDS = 30.0
+"""How long shared work (a tag resolution, a verification) may go on after the request that started
+it stopped waiting: what it learns is cached for the requests that follow."""
+
+T = TypeVar("T")
+
+
+def _work_deadline(deadline: Deadline) -> Deadline:
+    return Deadline(max(deadline.at, asyncio.get_running_loop().time() + WORK_SECONDS))
+
+
+async def _until(deadline: Deadline, work: Awaitable[T], what: str) -> T:
+    try:
+        async with asyncio.timeout_at(deadline.at):
+            return await work
+    except TimeoutError as exc:
+        raise DeadlineExceededError(f"deadline exceeded {what}") from exc
 
 
 OutcomeKey = tuple[str, Digest, str]

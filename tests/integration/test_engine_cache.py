@@ -113,3 +113,32 @@ async def test_registry_failures_are_never_cached(pusher: Pusher, fault_proxy: F
         assert "503" in failed.reasons[0]
         fault_proxy.clear()
         assert (await engine.verify_image(image, [key_policy(key)], Deadline.after(10))).allowed
+
+
+async def test_work_outlives_a_short_deadline_and_the_next_request_reuses_it(
+    pusher: Pusher, fault_proxy: FaultProxy
+) -> None:
+    # A slow registry and short deadlines: the first admission is denied at its deadline, but the
+    # verification it started finishes and is cached, so admissions recover instead of each one
+    # starting the same doomed work again (found by scripts/load).
+    name = f"cache/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    key = generate_key()
+    await signer.sign_legacy(pusher, name, digest, key)
+    policy = key_policy(key)
+    fault_proxy.delay(r"\.sig$", 1.5)
+    try:
+        async with RegistryClient(
+            RegistryOptions(insecure_hosts=frozenset({fault_proxy.host}))
+        ) as c:
+            engine = verifier(c)
+            image = f"{fault_proxy.host}/{name}@{digest}"
+            first = await engine.verify_image(image, [policy], Deadline.after(0.5))
+            assert not first.allowed
+            assert "deadline" in first.reasons[0]
+            await asyncio.sleep(2.5)  # the shared verification completes in the background
+            second = await engine.verify_image(image, [policy], Deadline.after(0.5))
+            assert second.allowed, second.reasons
+            assert engine.verifications == 1
+    finally:
+        fault_proxy.clear()

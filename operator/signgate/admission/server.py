@@ -249,7 +249,11 @@ async def running_server(
     reloader = CertificateReloader(settings.tls_cert, settings.tls_key)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.address, settings.port, ssl_context=reloader.context)
+    # aiohttp's default listen backlog (128) overflows when many apiserver connections (re)open at
+    # once, e.g. after a restart: the kernel drops their SYNs and each retries 1 s, 3 s, 7 s later.
+    site = web.TCPSite(
+        runner, settings.address, settings.port, ssl_context=reloader.context, backlog=1024
+    )
     await site.start()
     port = settings.port
     if port == 0 and runner.addresses:

@@ -32,23 +32,30 @@ class TrustedRootFile:
         stat = os.stat(self.path)
         return (stat.st_mtime, stat.st_size, stat.st_ino)
 
-    def check(self) -> bool:
-        """Load the file if it changed; True when the engine now uses a new root.
+    def read_if_changed(self) -> tuple[tuple[float, int, int], TrustedRoot] | None:
+        """The file's new root (and its stamp) if it changed since the last one applied.
 
-        A root that cannot be read or parsed is logged and ignored: the engine keeps the last good
-        one (a half-written file must not switch keyless verification off).
+        Touches nothing the engine uses, so it may run in a worker thread. A root that cannot be
+        read or parsed is logged and ignored: the engine keeps the last good one (a half-written
+        file must not switch keyless verification off).
         """
         try:
             stamp = self._current_stamp()
             if stamp == self._stamp:
-                return False
-            root = load_trusted_root(self.path.read_bytes())
+                return None
+            return stamp, load_trusted_root(self.path.read_bytes())
         except (OSError, SigngateError) as exc:
             log.warning(
                 "trusted root %s not reloaded, keeping the last good one: %s", self.path, exc
             )
+            return None
+
+    def check(self) -> bool:
+        """Load the file if it changed; True when the engine now uses a new root."""
+        changed = self.read_if_changed()
+        if changed is None:
             return False
-        self._stamp = stamp
+        self._stamp, root = changed
         self.apply(root)
         return True
 
@@ -71,4 +78,9 @@ class TrustedRootFile:
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             except TimeoutError:
-                await asyncio.to_thread(self.check)
+                # Read and parse off the loop; swap the root and clear the caches on it, where the
+                # engine reads them.
+                changed = await asyncio.to_thread(self.read_if_changed)
+                if changed is not None:
+                    self._stamp, root = changed
+                    self.apply(root)

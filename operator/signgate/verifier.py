@@ -101,6 +101,9 @@ class Verifier:
         limit = self.settings.cache.max_entries
         self.tags: TTLCache[tuple[str, str, str, str], Digest] = TTLCache(max_entries=limit)
         self.outcomes: TTLCache[OutcomeKey, PolicyOutcome] = TTLCache(max_entries=limit)
+        self.index_children: TTLCache[tuple[str, Digest], frozenset[str]] = TTLCache(
+            max_entries=limit
+        )
         self._resolving: SingleFlight[tuple[str, str, str, str], Digest] = SingleFlight()
         self._verifying: SingleFlight[tuple[Digest, str, str, tuple[str, ...]], _Computed] = (
             SingleFlight()
@@ -297,6 +300,33 @@ class Verifier:
                 outcomes[policy.identity] = outcome
         return outcomes, notes
 
+    async def _index_children(
+        self,
+        index_ref: ImageReference,
+        index_digest: Digest,
+        deadline: Deadline,
+        credentials: CredentialStore | None,
+    ) -> frozenset[str]:
+        """The digests an image index lists. Cached like a verdict: content under a digest is
+        immutable, and without the cache every admission of a covered child would fetch it."""
+        key = (index_ref.name, index_digest)
+        cached = self.index_children.get(key)
+        if cached is not None:
+            return cached
+        fetched = await self.client.fetch_manifest(
+            index_ref, index_digest, deadline, accept=INDEX_MEDIA_TYPES, credentials=credentials
+        )
+        if fetched is None:
+            raise MalformedResponseError(f"{index_ref.name}@{index_digest} disappeared")
+        index = parse_index(
+            fetched.raw,
+            f"image index {index_ref.name}@{index_digest}",
+            max_manifests=self.client.options.limits.max_referrers,
+        )
+        children = frozenset(child.digest for child in index.manifests)
+        self.index_children.put(key, children, self.settings.cache.verified_ttl)
+        return children
+
     async def _covered_by_index(
         self,
         ref: ImageReference,
@@ -322,20 +352,11 @@ class Verifier:
             index_digest = await self.resolve(index_ref, deadline, credentials)
             if index_digest == digest:
                 return {}, ()
-            fetched = await self.client.fetch_manifest(
-                index_ref, index_digest, deadline, accept=INDEX_MEDIA_TYPES, credentials=credentials
-            )
-            if fetched is None:
-                raise MalformedResponseError(f"{index_ref.name}@{index_digest} disappeared")
-            index = parse_index(
-                fetched.raw,
-                f"image index {index_ref.name}@{index_digest}",
-                max_manifests=self.client.options.limits.max_referrers,
-            )
+            children = await self._index_children(index_ref, index_digest, deadline, credentials)
         except RegistryError as exc:
             note = f"indexCoversChildren: cannot read the image index of tag {ref.tag!r}: {exc}"
             return {}, (note,)
-        if digest not in {child.digest for child in index.manifests}:
+        if digest not in children:
             hint = f"; the tag {ref.tag!r} names {index_digest}, which does not list this digest"
             return _amended(uncovered, hint), ()
         policies = [policy for policy, _ in uncovered]

@@ -13,10 +13,11 @@ from typing import Any
 from signgate.deadline import Deadline
 from signgate.policy.compiled import CompiledPolicy, compile_policy
 from signgate.policy.loading import parse_policies
-from signgate.registry import RegistryClient
+from signgate.registry import RegistryClient, RegistryOptions
 from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 from support import signer
 from support.engine import Checker, options_for
+from support.fault_proxy import FaultProxy
 from support.formats import PrivateKey, generate_key, public_key_pem
 from support.push import Pusher
 from support.registry import RegistryServer
@@ -302,3 +303,25 @@ async def test_attestation_conditions_read_the_verified_predicate(
     )
     assert not decision.allowed
     assert "predicate has no field buildDefinition.buildType" in decision.reasons[0]
+
+
+async def test_a_covered_child_is_warm_after_the_first_admission(
+    pusher: Pusher, fault_proxy: FaultProxy
+) -> None:
+    # The index's child list is cached like a verdict: admitting the same repo:tag@child again
+    # must not fetch the index (or anything else) from the registry.
+    name, key = repo(), generate_key()
+    index, children = await pusher.push_multiarch_image(name, "v1")
+    await signer.sign_legacy(pusher, name, index, key)
+    covering = policy(key, indexCoversChildren=True)
+    async with RegistryClient(
+        RegistryOptions(insecure_hosts=frozenset({fault_proxy.host}))
+    ) as client:
+        engine = Verifier(client, settings=VerifierSettings(cache=CacheSettings()))
+        image = f"{fault_proxy.host}/{name}:v1@{children[0]}"
+        first = await engine.verify_image(image, [covering], Deadline.after(20))
+        assert first.allowed, first.reasons
+        cold = fault_proxy.count()
+        again = await engine.verify_image(image, [covering], Deadline.after(20))
+        assert again.allowed
+        assert fault_proxy.count() == cold

@@ -223,6 +223,10 @@ def evaluate_policy(
     ]
     missing_required = sorted(policy.required - verified.keys())
     signatures_ok = len(verified) >= policy.threshold and not missing_required
+    if policy.threshold == 0 and not policy.required and not policy.attestations:
+        # The model refuses such a policy; should one be built some other way, it must not
+        # admit images that have nothing verified at all.
+        signatures_ok = False
     if signatures_ok and not attestation_problems:
         return PolicyOutcome(
             policy.name, policy.mode, True, tuple(verified.values()), attestations=attestations

@@ -11,12 +11,13 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from signgate import __version__
 from signgate.admission.server import ServerSettings, make_app, running_server
@@ -40,6 +41,9 @@ from signgate.signatures.keys import PublicKey, load_public_key_pem
 from signgate.signatures.trusted_root import TrustedRoot, default_trusted_root, load_trusted_root
 from signgate.trusted_root_file import TrustedRootFile
 from signgate.verifier import CacheSettings, Verifier, VerifierSettings
+
+if TYPE_CHECKING:
+    from signgate.kube.api import KubeApi
 
 log = logging.getLogger("signgate")
 
@@ -135,6 +139,62 @@ def build_parser() -> argparse.ArgumentParser:
         "imagePullSecrets and its ServiceAccount's",
     )
     _add_registry_arguments(serve)
+
+    explain = commands.add_parser(
+        "explain",
+        help="show step by step what signgate sees for an image and why it would be admitted",
+        description="Show, step by step, what signgate sees for IMAGE: its digest, every signature "
+        "found (format, signer, transparency log), which policies govern it and why, how each "
+        "authority judged each signature, and the verdict. Policies come from --policy/--key, "
+        "or else from the cluster ($KUBECONFIG). Exit 0 if it would be admitted, 1 if not.",
+    )
+    explain.add_argument("image", metavar="IMAGE")
+    explain.add_argument(
+        "--namespace", metavar="NS", help="judge it as if in this namespace (namespaceSelector)"
+    )
+    _add_policy_arguments(explain)
+    _add_registry_arguments(explain)
+    explain.add_argument("--output", choices=("text", "json"), default="text")
+    explain.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+
+    audit = commands.add_parser(
+        "audit",
+        help="report which workloads a TrustPolicy would deny, before switching it to Enforce",
+        description="Read every workload in the cluster (or the manifests under --manifests) and "
+        "report, per namespace and workload, which images would be denied. Policies are the "
+        "cluster's TrustPolicies, or proposed ones given with --policy/--key; by default each is "
+        "judged as if in Enforce mode. Exit 0 if nothing would be denied, 1 otherwise.",
+    )
+    audit.add_argument(
+        "--manifests",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="YAML/JSON manifest files or directories to audit instead of the live cluster",
+    )
+    audit.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="only these namespaces (repeatable; default all)",
+    )
+    audit.add_argument(
+        "--current-modes",
+        action="store_true",
+        help="judge each policy in its own mode (Warn/Audit policies then deny nothing)",
+    )
+    _add_policy_arguments(audit)
+    _add_registry_arguments(audit)
+    audit.add_argument("--output", choices=("table", "json"), default="table")
+    audit.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="deadline per workload (default 30)",
+    )
+    audit.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     crd = commands.add_parser(
         "crd",
@@ -248,7 +308,8 @@ def _file_policies(paths: Sequence[str]) -> list[CompiledPolicy]:
     ]
 
 
-def _policies(args: argparse.Namespace) -> list[CompiledPolicy]:
+def _policies(args: argparse.Namespace, *, allow_none: bool = False) -> list[CompiledPolicy]:
+    """The policies the command line names; with ``allow_none``, [] means "the cluster's"."""
     policies = _file_policies(args.policy)
     attestations = [PREDICATE_TYPE_SHORTHANDS.get(t, t) for t in args.attestation]
     keyless = _keyless_identity(args)
@@ -271,7 +332,7 @@ def _policies(args: argparse.Namespace) -> list[CompiledPolicy]:
             "--attestation needs --key or --certificate-identity (policies list theirs in "
             "spec.attestations)"
         )
-    if not policies:
+    if not policies and not allow_none:
         raise ConfigError(
             "nothing to verify against: give --key FILE, --certificate-identity and "
             "--certificate-oidc-issuer, or --policy FILE"
@@ -379,46 +440,50 @@ def _print_text(decisions: Sequence[ImageDecision], *, verbose: bool) -> None:
                 print(f"  note: {note}")
 
 
+def decision_record(decision: ImageDecision) -> dict[str, object]:
+    """One image's verdict as ``verify --output json`` prints it (also inside explain/audit)."""
+    return {
+        "image": decision.image,
+        "reference": decision.reference,
+        "digest": decision.digest,
+        "pinned": decision.pinned,
+        "allowed": decision.allowed,
+        "reasons": list(decision.reasons),
+        "warnings": list(decision.warnings),
+        "audit": list(decision.audit),
+        "authorities": [
+            {
+                "policy": o.policy,
+                "authority": s.authority,
+                "signer": s.signer,
+                "format": str(s.format),
+                "source": s.source,
+                "tlogIndex": s.tlog_index,
+            }
+            for o in decision.outcomes
+            for s in o.signatures
+        ],
+        "attestations": [
+            {
+                "policy": o.policy,
+                "authority": a.authority,
+                "predicateType": a.predicate_type,
+                "signer": a.signer,
+                "format": str(a.format),
+                "source": a.source,
+                "tlogIndex": a.tlog_index,
+            }
+            for o in decision.outcomes
+            for a in o.attestations
+        ],
+        "coveredBy": {o.policy: o.via for o in decision.outcomes if o.via},
+        "notes": list(decision.notes),
+    }
+
+
 def _print_json(decisions: Sequence[ImageDecision]) -> None:
     for decision in decisions:
-        record = {
-            "image": decision.image,
-            "reference": decision.reference,
-            "digest": decision.digest,
-            "pinned": decision.pinned,
-            "allowed": decision.allowed,
-            "reasons": list(decision.reasons),
-            "warnings": list(decision.warnings),
-            "audit": list(decision.audit),
-            "authorities": [
-                {
-                    "policy": o.policy,
-                    "authority": s.authority,
-                    "signer": s.signer,
-                    "format": str(s.format),
-                    "source": s.source,
-                    "tlogIndex": s.tlog_index,
-                }
-                for o in decision.outcomes
-                for s in o.signatures
-            ],
-            "attestations": [
-                {
-                    "policy": o.policy,
-                    "authority": a.authority,
-                    "predicateType": a.predicate_type,
-                    "signer": a.signer,
-                    "format": str(a.format),
-                    "source": a.source,
-                    "tlogIndex": a.tlog_index,
-                }
-                for o in decision.outcomes
-                for a in o.attestations
-            ],
-            "coveredBy": {o.policy: o.via for o in decision.outcomes if o.via},
-            "notes": list(decision.notes),
-        }
-        print(json.dumps(record, sort_keys=False))
+        print(json.dumps(decision_record(decision), sort_keys=False))
 
 
 async def run_verify(args: argparse.Namespace) -> int:
@@ -440,6 +505,129 @@ async def run_verify(args: argparse.Namespace) -> int:
     else:
         _print_text(decisions, verbose=args.verbose > 0)
     return EXIT_ALLOWED if all(d.allowed for d in decisions) else EXIT_DENIED
+
+
+async def _cluster_view(
+    args: argparse.Namespace, policies: list[CompiledPolicy], need_cluster: bool
+) -> tuple[KubeApi | None, list[CompiledPolicy], dict[str, dict[str, str]] | None]:
+    """(API client, policies, namespace labels): from the command line, else from the cluster."""
+    if policies and not need_cluster:
+        return None, policies, None
+    from signgate.kube import snapshot  # Kopf is only imported when a cluster is used
+    from signgate.kube.api import KubeApiError
+
+    api = snapshot.connect()
+    try:
+        labels = await snapshot.namespace_labels(api)
+        if not policies:
+            namespace = os.environ.get("POD_NAMESPACE") or "signgate"
+            policies = await snapshot.cluster_policies(api, namespace)
+    except KubeApiError as exc:
+        await api.close()
+        raise ConfigError(f"cannot read the cluster: {exc}") from exc
+    return api, policies, labels
+
+
+async def run_explain(args: argparse.Namespace) -> int:
+    """``signgate explain``: returns 0 if the image would be admitted, 1 if not."""
+    from signgate.explain import explain_image, render_text, to_json
+
+    if args.timeout <= 0:
+        raise ConfigError("--timeout must be positive")
+    policies = _policies(args, allow_none=True)
+    options = _registry_options(args)
+    trusted_root = _trusted_root(args)
+    api, policies, labels = await _cluster_view(args, policies, need_cluster=False)
+    if api is not None:
+        await api.close()
+    namespace_labels = None
+    if args.namespace:
+        namespace_labels = (labels or {}).get(
+            args.namespace, {"kubernetes.io/metadata.name": args.namespace}
+        )
+    async with RegistryClient(options) as client:
+        verifier = Verifier(
+            client, trusted_root=trusted_root, settings=VerifierSettings(unmatched=args.unmatched)
+        )
+        explanation = await explain_image(
+            verifier,
+            args.image,
+            policies,
+            Deadline.after(args.timeout),
+            namespace=args.namespace,
+            namespace_labels=namespace_labels,
+        )
+    if args.output == "json":
+        print(json.dumps(to_json(explanation, decision_record(explanation.decision)), indent=2))
+    else:
+        sys.stdout.write(render_text(explanation))
+    return EXIT_ALLOWED if explanation.decision.allowed else EXIT_DENIED
+
+
+async def run_audit(args: argparse.Namespace) -> int:
+    """``signgate audit``: returns 0 if nothing would be denied, 1 otherwise."""
+    from signgate import audit
+
+    if args.timeout <= 0:
+        raise ConfigError("--timeout must be positive")
+    policies = _policies(args, allow_none=True)
+    options = _registry_options(args)
+    trusted_root = _trusted_root(args)
+    workloads, skipped = audit.workloads_from_manifests(args.manifests)
+    api, policies, labels = await _cluster_view(args, policies, need_cluster=not args.manifests)
+    try:
+        if api is not None and not args.manifests:
+            from signgate.kube import snapshot
+            from signgate.kube.api import KubeApiError
+
+            progress_line("signgate audit: listing workloads", args.quiet)
+            try:
+                listed = await snapshot.cluster_workloads(api, args.namespace)
+            except KubeApiError as exc:
+                raise ConfigError(f"cannot list workloads: {exc}") from exc
+            for kind, body in listed:
+                body = {"apiVersion": kind.api_version, "kind": kind.kind, **body}
+                workload = audit.workload_of(body, "cluster", "default")
+                if workload is not None:
+                    workloads.append(workload)
+        if args.namespace:
+            workloads = [w for w in workloads if w.namespace in args.namespace]
+        credentials_for = None
+        if api is not None and not args.manifests:
+            from signgate.kube.pullsecrets import PullSecretResolver
+
+            credentials_for = PullSecretResolver(api)
+        async with RegistryClient(options) as client:
+            verifier = Verifier(
+                client,
+                trusted_root=trusted_root,
+                settings=VerifierSettings(unmatched=args.unmatched),
+            )
+            report = await audit.run_audit(
+                workloads,
+                engine=verifier,
+                policies=policies,
+                namespace_labels=labels,
+                as_enforce=not args.current_modes,
+                deadline_seconds=args.timeout,
+                credentials_for=credentials_for,
+                progress=None if args.quiet else audit.progress_printer(),
+                skipped=skipped,
+            )
+    finally:
+        if api is not None:
+            await api.close()
+    if args.output == "json":
+        audit.dump_json(audit.to_json(report, decision_record), sys.stdout)
+    else:
+        audit.render_table(report, sys.stdout)
+    return EXIT_ALLOWED if all(r.allowed for r in report.results) else EXIT_DENIED
+
+
+def progress_line(text: str, quiet: bool) -> None:
+    """A progress line on stderr, unless ``--quiet``."""
+    if not quiet:
+        print(text, file=sys.stderr, flush=True)
 
 
 def _pull_secret(value: str | None) -> tuple[str, str] | None:
@@ -541,6 +729,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_verify(args))
         if args.command == "serve":
             return asyncio.run(run_serve(args))
+        if args.command == "explain":
+            return asyncio.run(run_explain(args))
+        if args.command == "audit":
+            return asyncio.run(run_audit(args))
         if args.command == "crd":
             sys.stdout.write(render_crd(args.output))
             return 0

@@ -96,6 +96,7 @@ async def test_policies_applied_with_kubectl_decide_kubectl_apply(
                 api=KubeApi(info),
                 secret_namespace="default",
                 on_serving=on_serving,
+                status_interval=0.5,
             )
 
     async with operator_thread(main):
@@ -133,6 +134,31 @@ async def test_policies_applied_with_kubectl_decide_kubectl_apply(
                 assert (result.returncode == 0) is allowed, result.stderr
                 if not allowed:
                     assert f"TrustPolicy '{policy_name}'" in result.stderr
+
+            # `kubectl get trustpolicies` shows what the policy has been doing.
+            def listed() -> bool:
+                table = apiserver.kubectl("get", "trustpolicy", policy_name, "-o", "wide").stdout
+                header, row = (line.split() for line in table.splitlines())
+                values = dict(zip(header, row, strict=False))
+                return values.get("ALLOWED(1H)") == "1" and values.get("DENIED(1H)") == "1"
+
+            await eventually(
+                listed,
+                timeout=15,
+                message="status.recentDecisions never showed: "
+                + apiserver.kubectl("get", "trustpolicy", policy_name, "-o", "yaml").stdout,
+            )
+            table = apiserver.kubectl("get", "trustpolicy", policy_name, "-o", "wide").stdout
+            header = table.splitlines()[0].split()
+            assert header[:6] == [
+                "NAME",
+                "MODE",
+                "AUTHORITIES",
+                "READY",
+                "ALLOWED(1H)",
+                "DENIED(1H)",
+            ]
+            assert "no signature found" in table  # the Last Denial column
 
             attempt = 0
 

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
-import sys
 from pathlib import Path
 
 from support import signer
+from support.cli import signgate
 from support.formats import generate_key, public_key_pem
 from support.push import Pusher
 from support.registry import RegistryServer
-
-
-async def signgate(*args: str, timeout: float = 60) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "signgate",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def signed_and_unsigned(pusher: Pusher, tmp_path: Path) -> tuple[str, str, str, str]:

@@ -116,6 +116,7 @@ async def operator(
                 secret_namespace="default",
                 secret_check_interval=0.3,
                 on_serving=on_serving,
+                status_interval=0.3,
             )
 
     async with operator_thread(main):
@@ -156,6 +157,21 @@ async def test_policies_from_the_cluster_decide_admission(
     assert status["observedGeneration"] == body["metadata"]["generation"]
     (ready,) = status["conditions"]
     assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "True", "Compiled")
+
+    # Recent decisions: one admitted, one denied with its reason, per replica and summed.
+    body = await kube.wait_for_object(
+        TRUSTPOLICIES,
+        "release",
+        lambda b: b.get("status", {}).get("recentDecisions", {}).get("denied") == 1,
+    )
+    recent = body["status"]["recentDecisions"]
+    assert (recent["allowed"], recent["denied"], recent["warned"]) == (1, 1, 0)
+    assert recent["windowSeconds"] == 3600
+    assert recent["lastDenial"]["image"].startswith(f"{pusher.host}/{name}@sha256:")
+    assert recent["lastDenial"]["object"].startswith("Pod ")
+    assert "no signature found" in recent["lastDenial"]["reason"]
+    (mine,) = recent["replicas"].values()
+    assert (mine["allowed"], mine["denied"]) == (1, 1)
 
     # Rotate the key in place: decisions follow without a restart.
     other = generate_key()

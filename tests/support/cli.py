@@ -58,6 +58,21 @@ def run_cosign(
     return result
 
 
+async def signgate(*args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """Run ``signgate ARGS`` in its own process: (exit status, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "signgate",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 async def signgate_verify(
     image: str, key: Path | None, registry: str, *extra: str
 ) -> dict[str, object]:

@@ -18,7 +18,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from signgate.admission.decide import PolicySource, decide_review
 from signgate.admission.review import AdmissionRequest, parse_review
 from signgate.errors import AdmissionRequestError, ConfigError
 from signgate.metrics import Metrics
+from signgate.policy.evaluate import ImageDecision
 from signgate.registry import CredentialStore
 from signgate.verifier import Verifier
 
@@ -130,6 +131,11 @@ CredentialsHook = Callable[[AdmissionRequest], Awaitable[CredentialStore | None]
 
 _CREDENTIALS_FOR = web.AppKey("credentials_for", object)
 
+VerdictHook = Callable[[AdmissionRequest, Sequence[ImageDecision]], None]
+"""Called once per admission (not dry runs) with its image decisions."""
+
+_ON_VERDICT = web.AppKey("on_verdict", object)
+
 
 async def _review(request: web.Request, *, mutate: bool) -> web.Response:
     metrics = request.app[_METRICS]
@@ -160,7 +166,13 @@ async def _review(request: web.Request, *, mutate: bool) -> web.Response:
     if not verdict.allowed and not mutate and callable(on_denied):
         status = verdict.response["response"]["status"]  # type: ignore[index]
         on_denied(review.request, str(status.get("message", "")))
-    if not mutate:
+    # Count each admission's images once: at /validate, or at /mutate when it denies, because
+    # the apiserver then never calls the validating webhook.
+    counted = not mutate or not verdict.allowed
+    on_verdict = request.app.get(_ON_VERDICT)
+    if counted and not review.request.dry_run and callable(on_verdict):
+        on_verdict(review.request, verdict.images)
+    if counted:
         for decision in verdict.images:
             state = (
                 "denied" if not decision.allowed else "warned" if decision.warnings else "allowed"
@@ -224,11 +236,13 @@ def make_app(
     metrics: Metrics,
     on_denied: DenialHook | None = None,
     credentials_for: CredentialsHook | None = None,
+    on_verdict: VerdictHook | None = None,
 ) -> web.Application:
     """The webhook application: exactly five routes, everything else 404."""
     app = web.Application(client_max_size=MAX_REVIEW_BYTES + 64 * 1024)
     app[_ON_DENIED] = on_denied
     app[_CREDENTIALS_FOR] = credentials_for
+    app[_ON_VERDICT] = on_verdict
     app[_ENGINE] = engine
     app[_POLICIES] = policies
     app[_METRICS] = metrics

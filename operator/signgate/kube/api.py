@@ -12,6 +12,7 @@ import binascii
 import datetime
 import json
 import logging
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,6 +103,34 @@ class KubeApi:
             KubeApiError: the call failed.
         """
         return await self._request("GET", path)
+
+    async def list_all(self, path: str, *, page: int = 100) -> list[dict[str, Any]]:
+        """Every item of a list endpoint, read page by page (``limit`` and ``continue``).
+
+        Raises:
+            KubeApiError: a page could not be read.
+        """
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = f"limit={page}" + (f"&continue={urllib.parse.quote(token)}" if token else "")
+            doc = await self._request("GET", f"{path}?{query}")
+            if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+                raise KubeApiError(f"GET {path}: not a list")
+            items.extend(item for item in doc["items"] if isinstance(item, dict))
+            metadata = doc.get("metadata")
+            token = metadata.get("continue", "") if isinstance(metadata, dict) else ""
+            if not token:
+                return items
+
+    async def patch_status(self, path: str, status: Mapping[str, Any]) -> None:
+        """Merge-patch ``status`` onto the status subresource of the object at ``path``."""
+        await self._request(
+            "PATCH",
+            f"{path}/status",
+            body={"status": dict(status)},
+            content_type="application/merge-patch+json",
+        )
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes]:
         """The decoded ``data`` of a Secret.

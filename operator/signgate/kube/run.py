@@ -6,18 +6,22 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import kopf
 
+from signgate.admission.review import AdmissionRequest
 from signgate.admission.server import ServerSettings, make_app, running_server
 from signgate.errors import ConfigError
 from signgate.kube.api import KubeApi
 from signgate.kube.events import EventReporter
 from signgate.kube.handlers import register_handlers, watch_secret_keys
 from signgate.kube.pullsecrets import PullSecretResolver
+from signgate.kube.recent_status import INTERVAL_SECONDS, publish_recent_decisions, replica_name
 from signgate.kube.source import ClusterPolicySource
 from signgate.metrics import Metrics
+from signgate.policy.evaluate import ImageDecision
+from signgate.recent import RecentDecisions
 from signgate.verifier import Verifier
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,7 @@ async def run_operator(
     secret_check_interval: float = 60.0,
     global_pull_secret: tuple[str, str] | None = None,
     on_serving: Callable[[int, ClusterPolicySource], None] | None = None,
+    status_interval: float = INTERVAL_SECONDS,
 ) -> None:
     """Serve the webhook with TrustPolicies from the cluster until ``stop`` is set.
 
@@ -68,6 +73,7 @@ async def run_operator(
         global_pull_secret: (namespace, name) of a pull secret used for every workload, after
             the workload's own imagePullSecrets and its ServiceAccount's.
         on_serving: called with the bound port and the policy source once the server listens.
+        status_interval: how often each policy's ``status.recentDecisions`` may be written.
     """
     login = registry is None
     registry = registry or kopf.OperatorRegistry()
@@ -76,6 +82,12 @@ async def run_operator(
     secret_namespace = secret_namespace or os.environ.get("POD_NAMESPACE") or "signgate"
     register_handlers(registry, source, api=api, login=login, secret_namespace=secret_namespace)
     events = EventReporter(api)
+    recent = RecentDecisions()
+
+    def record(request: AdmissionRequest, decisions: Sequence[ImageDecision]) -> None:
+        where = f"{request.namespace}/{request.name}" if request.namespace else request.name
+        recent.record(decisions, f"{request.kind.kind} {where or '(unnamed)'}")
+
     app = make_app(
         engine=engine,
         policies=source,
@@ -83,6 +95,7 @@ async def run_operator(
         metrics=Metrics(engine),
         on_denied=events,
         credentials_for=PullSecretResolver(api, global_secret=global_pull_secret),
+        on_verdict=record,
     )
     async with running_server(app, server) as (_, _, port):
         log.info(
@@ -98,6 +111,12 @@ async def run_operator(
             ),
             name="signgate:secret-keys",
         )
+        publisher = asyncio.create_task(
+            publish_recent_decisions(
+                recent, source, api, replica=replica_name(), interval=status_interval
+            ),
+            name="signgate:recent-decisions",
+        )
         try:
             await kopf.operator(
                 registry=registry,
@@ -110,9 +129,10 @@ async def run_operator(
         except kopf.LoginError as exc:
             raise ConfigError(NO_CLUSTER) from exc
         finally:
-            secrets.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await secrets
+            for task in (secrets, publisher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await events.drain()
             await api.close()
     if not stop.is_set():

@@ -466,6 +466,51 @@ def _condition_schema() -> JSONObject:
     }
 
 
+def _recent_counts_properties() -> JSONObject:
+    def count(what: str) -> JSONObject:
+        return {"description": what, "type": "integer", "minimum": 0}
+
+    return {
+        "windowSeconds": count("How far back the counts reach."),
+        "allowed": count("Images this policy admitted."),
+        "denied": count("Images this policy denied (Enforce mode)."),
+        "warned": count("Images that failed this policy but were let through (Warn, Audit)."),
+        "lastDenial": {
+            "description": "The latest denial within the window.",
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "time": {"type": "string", "format": "date-time"},
+                "image": {"type": "string"},
+                "object": {"description": "Kind namespace/name.", "type": "string"},
+                "reason": {"type": "string"},
+            },
+        },
+    }
+
+
+def _recent_decisions_schema() -> JSONObject:
+    return {
+        "description": "Image decisions of the last windowSeconds, summed over the webhook "
+        "replicas (each also listed under replicas), refreshed about every 30 s.",
+        "type": "object",
+        "properties": {
+            **_recent_counts_properties(),
+            "replicas": {
+                "description": "Each replica's own counts, with when it last wrote them.",
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        **_recent_counts_properties(),
+                        "updated": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+        },
+    }
+
+
 def _status_schema() -> JSONObject:
     return {
         "description": "What the signgate operator last made of the policy.",
@@ -488,6 +533,7 @@ def _status_schema() -> JSONObject:
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
+            "recentDecisions": _recent_decisions_schema(),
         },
         # Counters added later, and Kopf's own bookkeeping (status.kopf), must not be pruned.
         "x-kubernetes-preserve-unknown-fields": True,
@@ -546,7 +592,23 @@ def trust_policy_crd() -> dict[str, object]:
                             "type": "string",
                             "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
                         },
+                        {
+                            "name": "Allowed(1h)",
+                            "type": "integer",
+                            "jsonPath": ".status.recentDecisions.allowed",
+                        },
+                        {
+                            "name": "Denied(1h)",
+                            "type": "integer",
+                            "jsonPath": ".status.recentDecisions.denied",
+                        },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                        {
+                            "name": "Last Denial",
+                            "type": "string",
+                            "priority": 1,
+                            "jsonPath": ".status.recentDecisions.lastDenial.reason",
+                        },
                     ],
                 }
             ],

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from signgate.policy.advice import attestation_advice, signature_advice
 from signgate.policy.compiled import CompiledPolicy, Mode
 from signgate.reference import Digest
 from signgate.signatures.found import Discovery
@@ -67,6 +68,8 @@ class ImageDecision:
 
     name: str | None = None
     """``registry/repository``; None if the reference did not parse."""
+    governed_by: tuple[tuple[str, Mode], ...] = ()
+    """(name, mode) of every policy that governs the image, judged or not (failures)."""
 
     @property
     def pinned(self) -> str | None:
@@ -121,7 +124,8 @@ def _summarise(rejections: Sequence[Rejection]) -> str:
 def broken_reason(policy: CompiledPolicy) -> str:
     """Why an image governed by a broken policy is not admitted."""
     return (
-        f"TrustPolicy {policy.name!r} is invalid, so nothing it governs is admitted: {policy.error}"
+        f"TrustPolicy {policy.name!r} is invalid, so nothing it governs is admitted: "
+        f"{policy.error}; what to do: fix the policy (its status says the same)"
     )
 
 
@@ -131,6 +135,7 @@ def _attestation_problems(
     candidates: Sequence[PreparedSignature],
     unusable: Sequence[Rejection],
     trusted_root: TrustedRoot | None,
+    image: str,
 ) -> tuple[tuple[VerifiedAttestation, ...], list[str]]:
     found: list[VerifiedAttestation] = []
     problems: list[str] = []
@@ -170,6 +175,9 @@ def _attestation_problems(
             detail = f"none of this type ({others} other signature(s) or attestation(s) attached)"
         else:
             detail = "none attached to the image"
+        if not any(r.kind is RejectionKind.CONDITION for r in relevant):
+            advice = attestation_advice(policy, image, rule.predicate_type, rule.authorities)
+            detail += f"; what to do: {advice}"
         problems.append(
             f"needs an attestation {rule.predicate_type} from one of [{signers}]: {detail}"
         )
@@ -211,8 +219,9 @@ def evaluate_policy(
                 verified[authority.name] = result
                 break
             rejections.append(result)
+    image = f"{repository}@{digest}" if repository else digest
     attestations, attestation_problems = _attestation_problems(
-        policy, digest, candidates, unusable, trusted_root
+        policy, digest, candidates, unusable, trusted_root, image
     )
     # A rejection "does not verify with key A" is noise once key B verified the same signature.
     verified_sources = {v.source for v in verified.values()}
@@ -234,7 +243,9 @@ def evaluate_policy(
 
     parts: list[str] = []
     if not signatures_ok:
-        parts.append(_signature_problem(policy, verified, rejections, candidates, discoveries))
+        parts.append(
+            _signature_problem(policy, verified, rejections, candidates, discoveries, image)
+        )
     parts.extend(attestation_problems)
     unread = [error for d in discoveries for error in d.errors]
     if unread:
@@ -251,6 +262,7 @@ def _signature_problem(
     rejections: Sequence[Rejection],
     candidates: Sequence[PreparedSignature],
     discoveries: Sequence[Discovery],
+    image: str,
 ) -> str:
     names = ", ".join(a.name for a in policy.authorities)
     needs = f"needs valid signatures from {policy.threshold} of [{names}]"
@@ -265,7 +277,8 @@ def _signature_problem(
     missing_required = sorted(policy.required - verified.keys())
     if missing_required:
         detail += f"; required authority missing: {', '.join(missing_required)}"
-    return f"{needs}, {got}: {detail}"
+    advice = signature_advice(policy, image, {r.kind for r in rejections}, missing_required)
+    return f"{needs}, {got}: {detail}; what to do: {advice}"
 
 
 def decide(
@@ -301,6 +314,7 @@ def decide(
         audit=tuple(audit),
         notes=tuple(notes),
         name=name,
+        governed_by=tuple((outcome.policy, outcome.mode) for outcome in outcomes),
     )
 
 
@@ -318,16 +332,26 @@ def failed(
     Fail closed for Enforce policies; Warn and Audit policies stay non-blocking, by their contract.
     With no policy known (e.g. an unparseable reference), deny.
     """
+    governed = tuple((p.name, p.mode) for p in policies)
     if not policies or any(p.mode == "Enforce" for p in policies):
-        return ImageDecision(image, reference, digest, False, reasons=(reason,), name=name)
+        return ImageDecision(
+            image, reference, digest, False, reasons=(reason,), name=name, governed_by=governed
+        )
     if any(p.mode == "Warn" for p in policies):
-        return ImageDecision(image, reference, digest, True, warnings=(reason,), name=name)
-    return ImageDecision(image, reference, digest, True, audit=(reason,), name=name)
+        return ImageDecision(
+            image, reference, digest, True, warnings=(reason,), name=name, governed_by=governed
+        )
+    return ImageDecision(
+        image, reference, digest, True, audit=(reason,), name=name, governed_by=governed
+    )
 
 
 def unmatched(image: str, reference: str, name: str, action: UnmatchedAction) -> ImageDecision:
     """The decision for an image that no TrustPolicy governs."""
-    reason = f"no TrustPolicy governs {reference}; images not covered by a policy are denied"
+    reason = (
+        f"no TrustPolicy governs {reference}; images not covered by a policy are denied; what "
+        f"to do: add a TrustPolicy whose spec.images matches {name}"
+    )
     if action == "deny":
         return ImageDecision(image, reference, None, False, reasons=(reason,), name=name)
     if action == "warn":

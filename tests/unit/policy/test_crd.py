@@ -203,13 +203,17 @@ def test_crd_declares_a_cluster_scoped_trustpolicy_with_one_stored_version(crd: 
     assert version["subresources"] == {"status": {}}
 
 
-def test_printer_columns_show_mode_authorities_ready_and_age(crd: JSON) -> None:
+def test_printer_columns_show_mode_authorities_ready_recent_decisions_and_age(crd: JSON) -> None:
     columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
-    assert [(c["name"], c["type"], c["jsonPath"]) for c in columns] == [
-        ("Mode", "string", ".spec.mode"),
-        ("Authorities", "integer", ".status.authorities"),
-        ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
-        ("Age", "date", ".metadata.creationTimestamp"),
+    assert [(c["name"], c["type"], c["jsonPath"], c.get("priority", 0)) for c in columns] == [
+        ("Mode", "string", ".spec.mode", 0),
+        ("Authorities", "integer", ".status.authorities", 0),
+        ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', 0),
+        ("Allowed(1h)", "integer", ".status.recentDecisions.allowed", 0),
+        ("Denied(1h)", "integer", ".status.recentDecisions.denied", 0),
+        ("Age", "date", ".metadata.creationTimestamp", 0),
+        # -o wide only: a reason is long.
+        ("Last Denial", "string", ".status.recentDecisions.lastDenial.reason", 1),
     ]
 
 

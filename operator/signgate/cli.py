@@ -718,8 +718,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log_format == "json":
         from pythonjsonlogger.json import JsonFormatter  # a Kopf dependency
 
+        # Kopf's log records carry objects of its own in ``extra``: write those as text rather
+        # than failing the whole record.
         handler.setFormatter(
-            JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True)
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True, json_default=str
+            )
         )
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

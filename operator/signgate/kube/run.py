@@ -135,5 +135,8 @@ async def run_operator(
                     await task
             await events.drain()
             await api.close()
-    if not stop.is_set():
+    # Kopf returns on its own only when it stopped: it replaces our SIGTERM/SIGINT handlers with
+    # its own, so a signal stops it without setting ``stop``. Having never logged in is the other
+    # way it ends early (no credentials), and that one is an error.
+    if not stop.is_set() and not api.connected:
         raise ConfigError(NO_CLUSTER)

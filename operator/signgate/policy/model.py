@@ -400,10 +400,19 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
-    name: str = Field(min_length=1, max_length=253)
-    generation: int | None = None
-    uid: str | None = None
-    resource_version: str | None = Field(default=None, alias="resourceVersion")
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        description="The policy's name, given in every decision, warning and Event it causes.",
+    )
+    generation: int | None = Field(
+        default=None,
+        description="Set by the apiserver; grows with every change of the spec.",
+    )
+    uid: str | None = Field(default=None, description="Set by the apiserver.")
+    resource_version: str | None = Field(
+        default=None, alias="resourceVersion", description="Set by the apiserver."
+    )
 
 
 class TrustPolicy(BaseModel):
@@ -411,8 +420,16 @@ class TrustPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    api_version: Literal["signgate.dev/v1alpha1"] = Field(alias="apiVersion")
-    kind: Literal["TrustPolicy"]
-    metadata: ObjectMeta
-    spec: TrustPolicySpec
-    status: dict[str, object] | None = None
+    api_version: Literal["signgate.dev/v1alpha1"] = Field(
+        alias="apiVersion", description="Always signgate.dev/v1alpha1."
+    )
+    kind: Literal["TrustPolicy"] = Field(description="Always TrustPolicy.")
+    metadata: ObjectMeta = Field(
+        description="Kubernetes object metadata. TrustPolicies are cluster-scoped: no namespace."
+    )
+    spec: TrustPolicySpec = Field(description="What the policy requires.")
+    status: dict[str, object] | None = Field(
+        default=None,
+        description="Written by the signgate operator; not read when deciding, and ignored in "
+        "--policy files.",
+    )

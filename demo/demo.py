@@ -470,7 +470,7 @@ def start_operator(demo: Demo, apiserver: KubeAPIServer, images: Images) -> Webh
         "operator mode: no --policy, so signgate reads TrustPolicies from the cluster it finds in\n"
         "$KUBECONFIG; a throw-away CA issued its serving certificate (the webhooks' caBundle)"
     )
-    webhook = start_signgate(demo, images)
+    webhook = start_signgate(demo, images, "--status-interval", "2")
     demo.say("a TrustPolicy: images under demo/ must be signed by the demo key (cosign.pub)")
     must(kubectl(demo, apiserver, "apply", "-f", "-", stdin=trust_policy(demo, images)), "apply")
     ready = ("wait", "--for=condition=Ready", f"trustpolicy/{POLICY}", "--timeout=60s")
@@ -569,6 +569,23 @@ def apply_unsigned(demo: Demo, apiserver: KubeAPIServer, images: Images) -> None
             " signgate's message verbatim\n— which image (pinned), which TrustPolicy, and why"
         )
         demo.results.append(("denied", f"{images.unsigned}: {short_reason(result.stderr)}"))
+    demo.say("why, step by step: signgate explain reads the same TrustPolicies from $KUBECONFIG")
+    args = ["explain", images.unsigned, "--insecure-registry", images.host]
+    explained = demo.run(signgate_argv(*args), shown=shlex.join(["signgate", *args]))
+    demo.expect(
+        explained.returncode == 1
+        and f"{POLICY} (Enforce, cluster): governs it" in explained.stdout,
+        "`signgate explain` to show the policy governing the unsigned image and deny it",
+        f"exit status {explained.returncode}",
+    )
+    demo.say(
+        "each TrustPolicy's status counts its recent decisions (`kubectl get trustpolicies -o wide`"
+        "\nalso shows the last denial); this demo's signgate writes them every 2 s"
+    )
+    kubectl(
+        demo, apiserver, "wait", "--for=jsonpath={.status.recentDecisions.denied}=1",
+        f"trustpolicy/{POLICY}", "--timeout=30s",
+    )  # fmt: skip
     listed = kubectl(demo, apiserver, "get", "trustpolicies")
     demo.expect(
         listed.returncode == 0 and POLICY in listed.stdout,

@@ -138,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="operator mode: an image pull secret used for every workload, after its own "
         "imagePullSecrets and its ServiceAccount's",
     )
+    serve.add_argument(
+        "--status-interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="operator mode: how often each TrustPolicy's status.recentDecisions may be written "
+        "(default 30)",
+    )
     _add_registry_arguments(serve)
 
     explain = commands.add_parser(
@@ -655,6 +663,8 @@ async def run_serve(args: argparse.Namespace) -> int:
         raise ConfigError("--deadline must be positive")
     if args.tag_ttl < 0:
         raise ConfigError("--tag-ttl must not be negative")
+    if args.status_interval < 1:
+        raise ConfigError("--status-interval must be at least 1 second")
     settings = ServerSettings(
         tls_cert=Path(args.tls_cert),
         tls_key=Path(args.tls_key),
@@ -684,6 +694,7 @@ async def run_serve(args: argparse.Namespace) -> int:
                     server=settings,
                     stop=stop,
                     global_pull_secret=_pull_secret(args.pull_secret),
+                    status_interval=args.status_interval,
                 )
                 return 0
             app = make_app(

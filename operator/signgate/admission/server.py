@@ -174,9 +174,8 @@ async def _review(request: web.Request, *, mutate: bool) -> web.Response:
         on_verdict(review.request, verdict.images)
     if counted:
         for decision in verdict.images:
-            state = (
-                "denied" if not decision.allowed else "warned" if decision.warnings else "allowed"
-            )
+            failed = decision.warnings or decision.audit  # let through by Warn or Audit mode
+            state = "denied" if not decision.allowed else "warned" if failed else "allowed"
             metrics.images.labels(state).inc()
         metrics.images.labels("pending").inc(len(verdict.pending))
     metrics.latency.labels(webhook).observe(time.perf_counter() - started)

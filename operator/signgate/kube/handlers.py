@@ -106,7 +106,7 @@ async def watch_secret_keys(
     """Re-read Secret-held keys every ``interval`` seconds; re-index policies whose keys changed.
 
     Kopf re-indexes a policy when the policy changes, not when a Secret it names does. When the
-    Secrets' contents differ from what the index holds, an annotation on the policy changes,
+    Secrets' contents differ from what the policy's annotation records, the annotation changes,
     which makes Kopf re-index it (and re-report its status). Runs until cancelled.
     """
     while True:
@@ -126,7 +126,10 @@ async def _recheck_secret_keys(
             continue
         resolved, errors = await resolve_secret_keys(api, entry.secret_refs, default_namespace)
         fingerprint = _fingerprint(resolved, errors)
-        if fingerprint == entry.key_fingerprint:
+        # Compare with the annotation, not with the index: the index is re-read on every event
+        # (a status write included) and may already hold the new keys while the policy's status,
+        # written only on changes to the object, still reports the old ones.
+        if fingerprint == entry.annotated_fingerprint:
             continue
         log.info("keys of TrustPolicy %r changed in their Secrets; re-indexing", entry.name)
         try:
@@ -170,7 +173,13 @@ def register_handlers(
         resolved, errors = await resolve_secret_keys(api, refs, secret_namespace)
         entry = policy_entry(body, resolved_keys=resolved, key_errors=errors)
         if refs:
-            entry = replace(entry, secret_refs=refs, key_fingerprint=_fingerprint(resolved, errors))
+            annotations = (body.get("metadata") or {}).get("annotations") or {}
+            entry = replace(
+                entry,
+                secret_refs=refs,
+                key_fingerprint=_fingerprint(resolved, errors),
+                annotated_fingerprint=annotations.get(KEYS_ANNOTATION),
+            )
         return entry
 
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="trustpolicies")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import logging
 import os
 import socket
@@ -117,15 +118,19 @@ async def publish_recent_decisions(
     api: KubeApi,
     *,
     replica: str,
+    changed: asyncio.Event,
     interval: float = INTERVAL_SECONDS,
 ) -> None:
-    """Publish every ``interval`` seconds until cancelled."""
+    """Publish until cancelled: soon after ``changed`` is set, then at most once per ``interval``
+    (and every ``interval`` anyway, as old decisions leave the window)."""
     published: dict[str, dict[str, object]] = {}
     while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout=interval)
+        changed.clear()
+        if api.connected and source.ready():
+            try:
+                await publish_once(recent, source, api, replica=replica, published=published)
+            except Exception:
+                log.exception("publishing recent decisions failed; trying again in %.0fs", interval)
         await asyncio.sleep(interval)
-        if not api.connected or not source.ready():
-            continue
-        try:
-            await publish_once(recent, source, api, replica=replica, published=published)
-        except Exception:
-            log.exception("publishing recent decisions failed; trying again in %.0fs", interval)

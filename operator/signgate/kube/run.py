@@ -83,10 +83,12 @@ async def run_operator(
     register_handlers(registry, source, api=api, login=login, secret_namespace=secret_namespace)
     events = EventReporter(api)
     recent = RecentDecisions()
+    recent_changed = asyncio.Event()
 
     def record(request: AdmissionRequest, decisions: Sequence[ImageDecision]) -> None:
         where = f"{request.namespace}/{request.name}" if request.namespace else request.name
         recent.record(decisions, f"{request.kind.kind} {where or '(unnamed)'}")
+        recent_changed.set()
 
     app = make_app(
         engine=engine,
@@ -113,7 +115,12 @@ async def run_operator(
         )
         publisher = asyncio.create_task(
             publish_recent_decisions(
-                recent, source, api, replica=replica_name(), interval=status_interval
+                recent,
+                source,
+                api,
+                replica=replica_name(),
+                changed=recent_changed,
+                interval=status_interval,
             ),
             name="signgate:recent-decisions",
         )

@@ -42,6 +42,8 @@ class PolicyEntry:
     """(authority, namespace, name, key) of keys held in Secrets."""
     key_fingerprint: str | None = None
     """What those Secrets held when this entry was made (None without secretRefs)."""
+    annotated_fingerprint: str | None = None
+    """The fingerprint the policy's annotation records: what its reported status reflects."""
 
 
 def secret_refs(body: Mapping[str, Any]) -> list[tuple[str, str | None, str, str]]:

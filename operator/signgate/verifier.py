@@ -34,6 +34,7 @@ from signgate.errors import (
     MalformedResponseError,
     RegistryError,
 )
+from signgate.policy.advice import registry_advice
 from signgate.policy.compiled import CompiledPolicy
 from signgate.policy.evaluate import (
     ImageDecision,
@@ -168,7 +169,11 @@ class Verifier:
             return await self._verify_governed(image, ref, governing, deadline, credentials)
         except RegistryError as exc:
             return failed(
-                image, f"{ref}: {exc}", reference=str(ref), name=ref.name, policies=governing
+                image,
+                f"{ref}: {exc}; what to do: {registry_advice(exc)}",
+                reference=str(ref),
+                name=ref.name,
+                policies=governing,
             )
         except Exception as exc:
             log.exception("internal error while verifying %s", ref)
@@ -221,7 +226,7 @@ class Verifier:
         except RegistryError as exc:
             return failed(
                 image,
-                f"{ref}: cannot resolve the digest: {exc}",
+                f"{ref}: cannot resolve the digest: {exc}; what to do: {registry_advice(exc)}",
                 reference=str(ref),
                 name=ref.name,
                 policies=governing,
@@ -416,7 +421,7 @@ class Verifier:
             if isinstance(result, RegistryError):
                 reason = (
                     f"TrustPolicy {policy.name!r}: cannot read signatures from {repository}: "
-                    f"{result}"
+                    f"{result}; what to do: {registry_advice(result)}"
                 )
                 computed.append(
                     (policy, PolicyOutcome(policy.name, policy.mode, False, reason=reason), False)

@@ -89,6 +89,28 @@ def test_helm_install_is_accepted_and_rbac_is_least_privilege(apiserver: KubeAPI
         assert not can("delete", "trustpolicies.signgate.dev")
         assert not can("patch", "validatingwebhookconfigurations")
         assert not can("create", "clusterrolebindings")
+
+        # An upgrade keeps the self-signed CA: the webhooks' caBundle must keep matching the
+        # certificate the running Pods serve, or every admission would be refused meanwhile.
+        def ca_bundles() -> set[str]:
+            return {
+                hook["clientConfig"]["caBundle"]
+                for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")
+                for hook in apiserver.get_json(kind, "signgate")["webhooks"]
+            }
+
+        def serving() -> dict[str, str]:
+            data = apiserver.get_json("secret", "signgate-tls", "-n", namespace)["data"]
+            return dict(data)
+
+        before, secret_before = ca_bundles(), serving()
+        assert before == {secret_before["ca.crt"]}
+        upgraded = helm(
+            apiserver, "upgrade", release, str(CHART), "-n", namespace, "--reuse-values"
+        )
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert ca_bundles() == before
+        assert serving() == secret_before
     finally:
         # The chart's webhooks point at Pods that never run here (no kubelet): remove them so
         # that nothing else in the session is refused by an unreachable webhook.

@@ -10,6 +10,7 @@ import json
 import secrets
 from pathlib import Path
 
+from signgate.signatures.keys import load_public_key_pem
 from support import signer
 from support.cli import signgate
 from support.formats import generate_key, public_key_pem
@@ -48,7 +49,7 @@ async def images(pusher: Pusher) -> tuple[str, str, str, str, bytes, bytes]:
 async def test_explain_shows_digest_signatures_policies_checks_and_verdict(
     pusher: Pusher, tmp_path: Path
 ) -> None:
-    signed, unsigned, stranger, digest, pem, _ = await images(pusher)
+    signed, unsigned, stranger, digest, pem, other_pem = await images(pusher)
     policy = tmp_path / "policy.yaml"
     policy.write_text(
         policy_yaml("release", f"{pusher.host}/explain/**", pem)
@@ -80,6 +81,9 @@ async def test_explain_shows_digest_signatures_policies_checks_and_verdict(
     # The signature is there and names this digest, but the policy's key did not make it.
     assert "[no] release: authority release-key" in out
     assert "[1] " in out.split("[no] release")[1]
+    # The denial names the key the bundle says signed it, to compare with the policy's.
+    other = load_public_key_pem(other_pem).fingerprint
+    assert f"(the bundle names key {other[:19]}… as its signer)" in out
 
     code, out, _ = await signgate(
         "explain", unsigned, "--policy", str(policy), *insecure, "--output", "json"

@@ -33,8 +33,16 @@ generated once per render and shared by the Secret and the webhook configuration
 {{- define "signgate.selfTLS" -}}
 {{- $svc := include "signgate.service" . -}}
 {{- $ns := .Release.Namespace -}}
+{{- /* An upgrade keeps the certificate already installed: a new CA in the webhook configurations
+       before the running Pods serve a certificate from it would refuse every admission. */ -}}
+{{- $existing := lookup "v1" "Secret" $ns (include "signgate.tlsSecret" .) -}}
+{{- $data := (and $existing $existing.data) | default dict -}}
+{{- if and (index $data "ca.crt") (index $data "tls.crt") (index $data "tls.key") -}}
+{{- dict "ca" (index $data "ca.crt") "crt" (index $data "tls.crt") "key" (index $data "tls.key") | toJson -}}
+{{- else -}}
 {{- $ca := genCA (printf "%s-ca" $svc) 3650 -}}
 {{- $dns := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
 {{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) nil $dns 825 $ca -}}
 {{- dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) | toJson -}}
+{{- end -}}
 {{- end -}}

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from signgate.errors import (
+    DigestMismatchError,
+    MalformedResponseError,
+    NotFoundError,
+    RegistryAuthError,
+    RegistryError,
+    RegistryHTTPError,
+    ResponseTooLargeError,
+)
 from signgate.policy.compiled import CompiledPolicy
 from signgate.signatures.authority import (
     AuthorityMaterial,
@@ -108,3 +117,24 @@ def attestation_advice(
     if first is None:
         return "attach it with cosign attest"
     return f"attach it: {_how_to_sign(first, image, predicate_type)}{_where(policy)}"
+
+
+def registry_advice(exc: RegistryError) -> str:
+    """The next step when the registry could not answer what a decision needs."""
+    status = exc.status if isinstance(exc, RegistryHTTPError) else 0
+    if isinstance(exc, RegistryAuthError) or status in (401, 403):
+        return (
+            "check the registry credentials signgate uses: the workload's imagePullSecrets (or "
+            "its ServiceAccount's), --pull-secret, --registry-config"
+        )
+    if isinstance(exc, NotFoundError) or status == 404:
+        return "check that the image and tag exist in that registry"
+    if isinstance(exc, DigestMismatchError | MalformedResponseError | ResponseTooLargeError):
+        return (
+            "the registry (or a proxy in between) answered with bytes that are not what was "
+            "asked for; nothing from it can be trusted until that is fixed"
+        )
+    return (
+        "retry; if it persists, check that signgate can reach the registry in time (network "
+        "policy, proxy, the registry's health and rate limits)"
+    )

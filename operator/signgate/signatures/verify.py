@@ -524,6 +524,17 @@ class _Signer:
     certificate: SigningCertificate | None = None
 
 
+def _signer_hint(prepared: PreparedSignature) -> str:
+    """What the signature says about who made it (unverified, for the message only)."""
+    if prepared.certificate is not None:
+        return " (it is a keyless signature, with a certificate instead of a key)"
+    hint = prepared.bundle.public_key_hint if prepared.bundle is not None else None
+    if hint is not None and len(hint) == 32:
+        # cosign's hint is the sha256 of the signer's SPKI, which is what a key fingerprint is.
+        return f" (the bundle names key sha256:{hint.hex()[:12]}… as its signer)"
+    return ""
+
+
 def _authenticate(
     prepared: PreparedSignature, authority: AuthorityMaterial, digest: Digest, what: str
 ) -> _Signer | Rejection:
@@ -535,7 +546,7 @@ def _authenticate(
             return Rejection(
                 source,
                 RejectionKind.UNKNOWN_KEY,
-                f"{what} does not verify with {authority.describe}",
+                f"{what} does not verify with {authority.describe}{_signer_hint(prepared)}",
             )
         return _Signer(authority.describe, authority.key.der)
     if prepared.certificate is None:

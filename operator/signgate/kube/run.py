@@ -86,8 +86,10 @@ async def run_operator(
     recent_changed = asyncio.Event()
 
     def record(request: AdmissionRequest, decisions: Sequence[ImageDecision]) -> None:
-        where = f"{request.namespace}/{request.name}" if request.namespace else request.name
-        recent.record(decisions, f"{request.kind.kind} {where or '(unnamed)'}")
+        # Objects made by controllers often have no name yet (generateName).
+        name = request.name or "(generated name)"
+        where = f"{request.namespace}/{name}" if request.namespace else name
+        recent.record(decisions, f"{request.kind.kind} {where}")
         recent_changed.set()
 
     app = make_app(

@@ -55,6 +55,14 @@ class TTLCache(Generic[K, V]):
         self.stats.hits += 1
         return entry[1]
 
+    def peek(self, key: K) -> V | None:
+        """Like `get`, but not counted in the stats (the caller counts what it uses)."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= self._now():
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
     def put(self, key: K, value: V, ttl: float) -> None:
         """Keep ``value`` for ``ttl`` seconds (a non-positive ttl stores nothing)."""
         if ttl <= 0:

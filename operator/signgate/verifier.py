@@ -185,6 +185,52 @@ class Verifier:
                 policies=governing,
             )
 
+    def cached_decision(
+        self,
+        image: str,
+        policies: Sequence[CompiledPolicy],
+        *,
+        namespace_labels: Mapping[str, str] | None = None,
+        credentials: CredentialStore | None = None,
+    ) -> ImageDecision | None:
+        """The decision on ``image`` from the caches alone, or None if anything is missing.
+
+        The warm path of admission: no task, no await, no I/O. It is exactly what `verify_image`
+        would answer from the same caches (the slow path takes over for everything else: an
+        unparseable reference, an unresolved tag, a verdict not cached, an image index to look
+        at).
+        """
+        try:
+            ref = parse_reference(image)
+        except InvalidReferenceError:
+            return None
+        governing = [
+            p for p in policies if p.governs(ref.name) and p.selects_namespace(namespace_labels)
+        ]
+        if not governing:
+            return unmatched(image, str(ref), ref.name, self.settings.unmatched)
+        digest = ref.digest
+        lookups = 0
+        if digest is None:
+            assert ref.tag is not None
+            who = credentials.identity if credentials is not None else "configured"
+            digest = self.tags.peek((ref.api_host, ref.repository, ref.tag, who))
+            if digest is None:
+                return None
+            lookups += 1
+        outcomes: list[PolicyOutcome] = []
+        for policy in governing:
+            fixed = _fixed_outcome(policy, ref, digest)
+            if fixed is None:
+                fixed = self.outcomes.peek(_outcome_key(policy, digest, ref))
+                if fixed is None or (policy.index_covers_children and not fixed.satisfied):
+                    return None
+                self.outcomes.stats.hits += 1
+            outcomes.append(fixed)
+        self.tags.stats.hits += lookups
+        decision = decide(image, str(ref), ref.name, digest, outcomes)
+        return _with_image_prefix(decision, ref, digest)
+
     async def resolve(
         self, ref: ImageReference, deadline: Deadline, credentials: CredentialStore | None = None
     ) -> Digest:
@@ -234,18 +280,9 @@ class Verifier:
         outcomes: dict[str, PolicyOutcome] = {}
         checkable: list[CompiledPolicy] = []
         for policy in governing:
-            if policy.error is not None:
-                outcomes[policy.identity] = PolicyOutcome(
-                    policy.name, policy.mode, False, reason=broken_reason(policy)
-                )
-            elif policy.require_digest and ref.digest is None:
-                reason = (
-                    f"TrustPolicy {policy.name!r} requires images by digest: write "
-                    f"{ref.name}@{digest} instead of the tag {ref.tag!r}"
-                )
-                outcomes[policy.identity] = PolicyOutcome(
-                    policy.name, policy.mode, False, reason=reason
-                )
+            fixed = _fixed_outcome(policy, ref, digest)
+            if fixed is not None:
+                outcomes[policy.identity] = fixed
             else:
                 checkable.append(policy)
         computed, notes = await self._policy_outcomes(ref, digest, checkable, deadline, credentials)
@@ -486,6 +523,22 @@ OutcomeKey = tuple[str, Digest, str]
 def _outcome_key(policy: CompiledPolicy, digest: Digest, ref: ImageReference) -> OutcomeKey:
     # A verdict is about content (the digest) unless the policy also judges where it is pulled from.
     return (policy.identity, digest, ref.name if policy.outcome_scope else "")
+
+
+def _fixed_outcome(
+    policy: CompiledPolicy, ref: ImageReference, digest: Digest
+) -> PolicyOutcome | None:
+    """A policy's verdict when no signature can change it (a broken policy, a tag where a digest
+    is required); None when the signatures decide."""
+    if policy.error is not None:
+        return PolicyOutcome(policy.name, policy.mode, False, reason=broken_reason(policy))
+    if policy.require_digest and ref.digest is None:
+        reason = (
+            f"TrustPolicy {policy.name!r} requires images by digest: write "
+            f"{ref.name}@{digest} instead of the tag {ref.tag!r}"
+        )
+        return PolicyOutcome(policy.name, policy.mode, False, reason=reason)
+    return None
 
 
 def _amended(

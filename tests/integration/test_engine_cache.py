@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import replace
 
 from signgate.deadline import Deadline
 from signgate.registry import RegistryClient, RegistryOptions
@@ -142,3 +143,41 @@ async def test_work_outlives_a_short_deadline_and_the_next_request_reuses_it(
             assert engine.verifications == 1
     finally:
         fault_proxy.clear()
+
+
+async def test_the_warm_path_answers_exactly_what_the_engine_would(pusher: Pusher) -> None:
+    """`cached_decision` (no await, no I/O) is the engine's decision from its caches, or None."""
+    name = f"cache/{secrets.token_hex(4)}"
+    signed = await pusher.push_random_image(name, "v1")
+    await pusher.push_random_image(name, "unsigned")
+    key = generate_key()
+    await signer.sign_legacy(pusher, name, signed, key)
+    policy = key_policy(key)
+    # (A compiled policy's identity covers requireDigest; this hand-made one needs its own.)
+    strict = replace(policy, name="by-digest", require_digest=True, identity="by-digest")
+    async with RegistryClient(RegistryOptions(insecure_hosts=frozenset({pusher.host}))) as c:
+        engine = verifier(c)
+        for tag in ("v1", "unsigned"):
+            image = f"{pusher.host}/{name}:{tag}"
+            assert engine.cached_decision(image, [policy]) is None  # nothing known yet
+            slow = await engine.verify_image(image, [policy], Deadline.after(10))
+            assert engine.cached_decision(image, [policy]) == slow
+            assert engine.cached_decision(f"{pusher.host}/{name}@{slow.digest}", [policy]) == (
+                await engine.verify_image(
+                    f"{pusher.host}/{name}@{slow.digest}", [policy], Deadline.after(10)
+                )
+            )
+        # A policy that needs no signatures to decide (a tag where a digest is required).
+        image = f"{pusher.host}/{name}:v1"
+        fast = engine.cached_decision(image, [policy, strict])
+        assert fast == await engine.verify_image(image, [policy, strict], Deadline.after(10))
+        assert fast is not None and not fast.allowed
+        # An image no policy governs, and a reference that does not parse.
+        elsewhere = "registry.invalid/other:v1"
+        unmatched = engine.cached_decision(elsewhere, [])
+        assert unmatched == await engine.verify_image(elsewhere, [], Deadline.after(1))
+        assert unmatched is not None and "no TrustPolicy governs" in unmatched.reasons[0]
+        assert engine.cached_decision("UPPER/Case:v1", [policy]) is None
+        # Another policy (another identity) has no verdict cached: the slow path decides.
+        other = key_policy(generate_key())
+        assert engine.cached_decision(image, [other]) is None

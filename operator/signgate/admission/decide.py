@@ -120,22 +120,32 @@ async def decide_review(
         return Verdict(review_response(uid, allowed=False, message=message), False, ())
 
     labels = policies.namespace_labels(request.namespace)
-    deadline = Deadline.after(deadline_seconds)
     current = policies.current()
-    tasks = {
-        image: asyncio.ensure_future(
-            engine.verify_image(
-                image, current, deadline, namespace_labels=labels, credentials=credentials
-            )
+    decisions: dict[str, ImageDecision] = {}
+    for image in images:
+        cached = engine.cached_decision(
+            image, current, namespace_labels=labels, credentials=credentials
         )
-        for image in images
-    }
-    # The engine honours the deadline itself; this margin only catches a bug that would not.
-    done, waiting = await asyncio.wait(tasks.values(), timeout=deadline_seconds + 0.5)
-    for task in waiting:
-        task.cancel()
-    decisions = {image: task.result() for image, task in tasks.items() if task in done}
-    pending = tuple(image for image, task in tasks.items() if task in waiting)
+        if cached is not None:
+            decisions[image] = cached
+    pending: tuple[str, ...] = ()
+    missing = [image for image in images if image not in decisions]
+    if missing:
+        deadline = Deadline.after(deadline_seconds)
+        tasks = {
+            image: asyncio.ensure_future(
+                engine.verify_image(
+                    image, current, deadline, namespace_labels=labels, credentials=credentials
+                )
+            )
+            for image in missing
+        }
+        # The engine honours the deadline itself; this margin only catches a bug that would not.
+        done, waiting = await asyncio.wait(tasks.values(), timeout=deadline_seconds + 0.5)
+        for task in waiting:
+            task.cancel()
+        decisions.update((image, task.result()) for image, task in tasks.items() if task in done)
+        pending = tuple(image for image, task in tasks.items() if task in waiting)
     ordered = tuple(decisions[image] for image in images if image in decisions)
 
     denied = [d for d in ordered if not d.allowed]

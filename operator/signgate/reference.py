@@ -8,6 +8,7 @@ not match the way its author expected.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import NewType
@@ -133,6 +134,7 @@ def _split_domain(name: str) -> tuple[str, str]:
     return domain, remainder
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_reference(text: str) -> ImageReference:
     """Parse and normalise an image reference the way Docker and the kubelet do.
 

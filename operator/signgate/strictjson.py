@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import NoReturn
 
 from signgate.errors import SigngateError, truncate
@@ -24,6 +25,18 @@ def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
             raise ValueError(f"duplicate key {truncate(key, 64)!r}")
         obj[key] = value
     return obj
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # The common case, at C speed: only when sizes differ is there a duplicate to name.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        return _reject_duplicates(pairs)
+    return obj
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""A JSON escape of a UTF-16 surrogate: the only way a key can hold a lone surrogate."""
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -57,7 +70,9 @@ def loads(raw: bytes | str, *, what: str, error: ErrorType) -> object:
             _reject_constant("a byte order mark")
         return json.loads(
             text,
-            object_pairs_hook=_reject_duplicates,
+            object_pairs_hook=(
+                _reject_duplicates if _SURROGATE_ESCAPE.search(text) else _unique_keys
+            ),
             parse_constant=_reject_constant,
             parse_float=_finite_float,
         )

@@ -228,8 +228,7 @@ class Verifier:
                 self.outcomes.stats.hits += 1
             outcomes.append(fixed)
         self.tags.stats.hits += lookups
-        decision = decide(image, str(ref), ref.name, digest, outcomes)
-        return _with_image_prefix(decision, ref, digest)
+        return decide(image, str(ref), ref.name, digest, outcomes, prefix=f"{ref.name}@{digest}: ")
 
     async def resolve(
         self, ref: ImageReference, deadline: Deadline, credentials: CredentialStore | None = None
@@ -297,8 +296,9 @@ class Verifier:
             outcomes.update(covered)
             notes += index_notes
         ordered = [outcomes[p.identity] for p in governing]
-        decision = decide(image, str(ref), ref.name, digest, ordered, notes=notes)
-        return _with_image_prefix(decision, ref, digest)
+        # Every reason starts with the image and digest: the first thing a person needs.
+        prefix = f"{ref.name}@{digest}: "
+        return decide(image, str(ref), ref.name, digest, ordered, notes=notes, prefix=prefix)
 
     async def _policy_outcomes(
         self,
@@ -549,16 +549,3 @@ def _amended(
         policy.identity: replace(outcome, reason=outcome.reason + hint)
         for policy, outcome in outcomes
     }
-
-
-def _with_image_prefix(
-    decision: ImageDecision, ref: ImageReference, digest: Digest
-) -> ImageDecision:
-    """Start every reason with the image and digest: it is the first thing a person needs."""
-    prefix = f"{ref.name}@{digest}: "
-    return replace(
-        decision,
-        reasons=tuple(prefix + r for r in decision.reasons),
-        warnings=tuple(prefix + w for w in decision.warnings),
-        audit=tuple(prefix + a for a in decision.audit),
-    )

@@ -289,8 +289,12 @@ def decide(
     outcomes: Sequence[PolicyOutcome],
     *,
     notes: Sequence[str] = (),
+    prefix: str = "",
 ) -> ImageDecision:
-    """Combine the outcomes of every governing policy (AND), honouring each policy's mode."""
+    """Combine the outcomes of every governing policy (AND), honouring each policy's mode.
+
+    ``prefix`` starts every reason, warning and audit note (the image and digest).
+    """
     reasons: list[str] = []
     warnings: list[str] = []
     audit: list[str] = []
@@ -298,11 +302,11 @@ def decide(
         if outcome.satisfied:
             continue
         if outcome.mode == "Enforce":
-            reasons.append(outcome.reason)
+            reasons.append(prefix + outcome.reason)
         elif outcome.mode == "Warn":
-            warnings.append(outcome.reason)
+            warnings.append(prefix + outcome.reason)
         else:
-            audit.append(outcome.reason)
+            audit.append(prefix + outcome.reason)
     return ImageDecision(
         image=image,
         reference=reference,

@@ -181,3 +181,29 @@ async def test_the_warm_path_answers_exactly_what_the_engine_would(pusher: Pushe
         # Another policy (another identity) has no verdict cached: the slow path decides.
         other = key_policy(generate_key())
         assert engine.cached_decision(image, [other]) is None
+
+
+async def test_a_registry_without_the_referrers_api_is_not_asked_again_for_a_while(
+    pusher: Pusher, fault_proxy: FaultProxy
+) -> None:
+    """Distribution has no referrers API: after its first "404" the fallback tag is read
+    directly, one request fewer for every later cold image on that host."""
+    key = generate_key()
+    names = [f"cache/{secrets.token_hex(4)}" for _ in range(3)]
+    for name in names:
+        digest = await pusher.push_random_image(name, "v1")
+        await signer.sign_bundle_v3(pusher, name, digest, key)
+    policy = key_policy(key)
+    async with RegistryClient(RegistryOptions(insecure_hosts=frozenset({fault_proxy.host}))) as c:
+        engine = verifier(c)
+        counts = []
+        for name in names:
+            before = fault_proxy.count()
+            decision = await engine.verify_image(
+                f"{fault_proxy.host}/{name}:v1", [policy], Deadline.after(10)
+            )
+            assert decision.allowed, decision.reasons  # the bundle is still found, by its tag
+            assert any("no referrers API" in note for note in decision.notes)
+            counts.append(fault_proxy.count() - before)
+        assert counts[1] == counts[2] < counts[0]
+        assert fault_proxy.count(r"/referrers/") == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -34,6 +35,9 @@ from signgate.registry.oci import (
     media_type_of,
     parse_index,
 )
+
+NO_API_SECONDS = 300.0
+"""How long a registry that has no referrers API is not asked again."""
 
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
 
@@ -79,6 +83,8 @@ class RegistryClient:
     ) -> None:
         self.options = options or RegistryOptions()
         self._transport = Transport(self.options, session=session)
+        self._no_referrers_api: dict[str, float] = {}
+        """Hosts whose referrers API answered "not supported", until when (monotonic time)."""
 
     @property
     def responses(self) -> Mapping[str, int]:
@@ -266,6 +272,11 @@ class RegistryClient:
             RegistryError: any failure other than "the registry has no referrers API".
         """
         limits = self.options.limits
+        # A registry without the API answers so for every image: after one such answer, go
+        # straight to the fallback tag for a while (a request saved per cold image), then ask
+        # again in case the registry was upgraded.
+        if self._no_referrers_api.get(repo.api_host, 0.0) > time.monotonic():
+            return await self._referrers_from_tag(repo, digest, deadline, credentials)
         url: str = f"{repo.repository}/referrers/{digest}"
         found: list[Descriptor] = []
         first = True
@@ -281,6 +292,7 @@ class RegistryClient:
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
             if response.status != 200 or content_type != OCI_INDEX:
                 if first and response.status in (200, 400, 404, 405, 406):
+                    self._no_referrers_api[repo.api_host] = time.monotonic() + NO_API_SECONDS
                     return await self._referrers_from_tag(repo, digest, deadline, credentials)
                 raise RegistryHTTPError(response.url, response.status, error_detail(response.body))
             first = False

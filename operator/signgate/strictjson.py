@@ -70,8 +70,11 @@ def loads(raw: bytes | str, *, what: str, error: ErrorType) -> object:
             _reject_constant("a byte order mark")
         return json.loads(
             text,
+            # Text decoded from UTF-8 holds no lone surrogate, so only an escape can make one.
             object_pairs_hook=(
-                _reject_duplicates if _SURROGATE_ESCAPE.search(text) else _unique_keys
+                _unique_keys
+                if isinstance(raw, bytes) and not _SURROGATE_ESCAPE.search(text)
+                else _reject_duplicates
             ),
             parse_constant=_reject_constant,
             parse_float=_finite_float,

@@ -253,7 +253,7 @@ async def run_audit(
 def _verdict(decision: ImageDecision) -> str:
     if not decision.allowed:
         return "DENY"
-    if decision.warnings:
+    if decision.warnings or decision.audit:  # failed, let through by Warn or Audit mode
         return "warn"
     return "ok"
 
@@ -270,7 +270,7 @@ def render_table(report: AuditReport, out: TextIO) -> None:
         if result.problem is not None:
             rows.append((w.namespace, w.label, "DENY", "-", _one_line(result.problem)))
         for decision in result.images:
-            why = decision.reasons or decision.warnings
+            why = decision.reasons or decision.warnings or decision.audit
             target = decision.image
             rows.append(
                 (w.namespace, w.label, _verdict(decision), target, _one_line(why[0]) if why else "")

@@ -210,7 +210,7 @@ class Verifier:
         if not governing:
             return unmatched(image, str(ref), ref.name, self.settings.unmatched)
         digest = ref.digest
-        lookups = 0
+        lookups = verdicts = 0
         if digest is None:
             assert ref.tag is not None
             who = credentials.identity if credentials is not None else "configured"
@@ -224,10 +224,11 @@ class Verifier:
             if fixed is None:
                 fixed = self.outcomes.peek(_outcome_key(policy, digest, ref))
                 if fixed is None or (policy.index_covers_children and not fixed.satisfied):
-                    return None
-                self.outcomes.stats.hits += 1
+                    return None  # the slow path looks again, and counts its lookups
+                verdicts += 1
             outcomes.append(fixed)
         self.tags.stats.hits += lookups
+        self.outcomes.stats.hits += verdicts
         return decide(image, str(ref), ref.name, digest, outcomes, prefix=f"{ref.name}@{digest}: ")
 
     async def resolve(

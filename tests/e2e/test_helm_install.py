@@ -3,11 +3,13 @@ the ServiceAccount can do what the operator needs and nothing more."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from support.kubeapi import KubeAPIServer
 
@@ -110,7 +112,16 @@ def test_helm_install_is_accepted_and_rbac_is_least_privilege(apiserver: KubeAPI
         )
         assert upgraded.returncode == 0, upgraded.stderr
         assert ca_bundles() == before
-        assert serving() == secret_before
+        after = serving()
+        assert after["ca.crt"] == secret_before["ca.crt"]
+        assert after["ca.key"] == secret_before["ca.key"]
+        # A new serving certificate (renewed at every upgrade), from the same CA.
+        assert after["tls.crt"] != secret_before["tls.crt"]
+        ca = x509.load_pem_x509_certificate(base64.b64decode(after["ca.crt"]))
+        leaf = x509.load_pem_x509_certificate(base64.b64decode(after["tls.crt"]))
+        leaf.verify_directly_issued_by(ca)
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert f"signgate.{namespace}.svc" in names.get_values_for_type(x509.DNSName)
     finally:
         # The chart's webhooks point at Pods that never run here (no kubelet): remove them so
         # that nothing else in the session is refused by an unreachable webhook.

@@ -6,8 +6,12 @@ import asyncio
 import secrets
 from dataclasses import replace
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from signgate.deadline import Deadline
 from signgate.registry import RegistryClient, RegistryOptions
+from signgate.registry._transport import Response
+from signgate.registry.client import _no_such_route
 from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 from support import signer
 from support.engine import key_policy
@@ -207,3 +211,18 @@ async def test_a_registry_without_the_referrers_api_is_not_asked_again_for_a_whi
             counts.append(fault_proxy.count() - before)
         assert counts[1] == counts[2] < counts[0]
         assert fault_proxy.count(r"/referrers/") == 1
+
+
+def _answer(status: int, body: bytes) -> Response:
+    return Response(status, CIMultiDictProxy(CIMultiDict()), body, "https://r.example/v2/x")
+
+
+def test_only_a_missing_endpoint_marks_a_registry_as_without_the_api() -> None:
+    """A repository that does not exist (an OCI error document) says nothing about the registry:
+    remembering it would let anyone who names a missing repository turn the API off for a host."""
+    assert _no_such_route(_answer(404, b"404 page not found\n"))  # distribution
+    assert _no_such_route(_answer(405, b""))
+    unknown = b'{"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known"}]}'
+    assert not _no_such_route(_answer(404, unknown))
+    assert not _no_such_route(_answer(404, b'{"errors": [{"code": "DENIED"}]}'))
+    assert not _no_such_route(_answer(400, b"bad request"))

@@ -162,6 +162,18 @@ async def test_audit_of_manifests_reports_per_namespace_and_workload(
     assert code == 0, out
     assert "warn" in out.split()
 
+    # An Audit-mode failure is shown the same way, with its reason.
+    audited = tmp_path / "audited.yaml"
+    audited.write_text(policy_yaml("release", f"{pusher.host}/explain/**", pem, "Audit"))
+    code, out, _ = await signgate(
+        "audit", "--manifests", str(tmp_path / "deploy"), "--policy", str(audited),
+        "--insecure-registry", pusher.host, "--current-modes", "--quiet",
+    )  # fmt: skip
+    assert code == 0, out
+    (row,) = [line for line in out.splitlines() if unsigned in line]
+    assert row.split()[2] == "warn"
+    assert "no signature found" in row
+
     code, out, _ = await signgate(
         "audit", "--manifests", str(tmp_path / "deploy"), *common, "--output", "json",
         "--namespace", "team-a",

@@ -33,16 +33,18 @@ generated once per render and shared by the Secret and the webhook configuration
 {{- define "signgate.selfTLS" -}}
 {{- $svc := include "signgate.service" . -}}
 {{- $ns := .Release.Namespace -}}
-{{- /* An upgrade keeps the certificate already installed: a new CA in the webhook configurations
-       before the running Pods serve a certificate from it would refuse every admission. */ -}}
+{{- /* An upgrade keeps the CA already installed and issues a new serving certificate from it:
+       the webhook configurations' caBundle never changes, so the certificate the running Pods
+       still serve stays trusted until the kubelet hands them the new one. */ -}}
 {{- $existing := lookup "v1" "Secret" $ns (include "signgate.tlsSecret" .) -}}
 {{- $data := (and $existing $existing.data) | default dict -}}
-{{- if and (index $data "ca.crt") (index $data "tls.crt") (index $data "tls.key") -}}
-{{- dict "ca" (index $data "ca.crt") "crt" (index $data "tls.crt") "key" (index $data "tls.key") | toJson -}}
+{{- $ca := dict -}}
+{{- if and (index $data "ca.crt") (index $data "ca.key") -}}
+{{- $ca = buildCustomCert (index $data "ca.crt") (index $data "ca.key") -}}
 {{- else -}}
-{{- $ca := genCA (printf "%s-ca" $svc) 3650 -}}
+{{- $ca = genCA (printf "%s-ca" $svc) 3650 -}}
+{{- end -}}
 {{- $dns := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
 {{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) nil $dns 825 $ca -}}
-{{- dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) | toJson -}}
-{{- end -}}
+{{- dict "ca" ($ca.Cert | b64enc) "caKey" ($ca.Key | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) | toJson -}}
 {{- end -}}

@@ -24,7 +24,24 @@ from signgate.errors import SigngateError, truncate
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_LIST_BYTES = 32 * 1024 * 1024
+"""One page of a list: 100 Pods with their managedFields can pass a few MiB."""
 TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes | None:
+    """The whole body, or None once it passes ``max_bytes`` (one ``read`` returns only what is
+    buffered, which for a large or chunked answer is a part of it)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await resp.content.read(64 * 1024)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
 
 
 class KubeApiError(SigngateError):
@@ -74,7 +91,13 @@ class KubeApi:
         return self._session, self._info
 
     async def _request(
-        self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        max_bytes: int = MAX_BODY_BYTES,
     ) -> Any:
         session, _ = self._client()
         data = None if body is None else json.dumps(body).encode()
@@ -83,9 +106,11 @@ class KubeApi:
             async with session.request(
                 method, path.lstrip("/"), data=data, headers=headers
             ) as resp:
-                raw = await resp.content.read(MAX_BODY_BYTES + 1)
-                if len(raw) > MAX_BODY_BYTES:
-                    raise KubeApiError(f"{method} {path}: response too large", resp.status)
+                raw = await _read_capped(resp, max_bytes)
+                if raw is None:
+                    raise KubeApiError(
+                        f"{method} {path}: response over {max_bytes} bytes", resp.status
+                    )
                 if resp.status >= 400:
                     text = truncate(raw.decode("utf-8", "replace"))
                     raise KubeApiError(f"{method} {path}: HTTP {resp.status}: {text}", resp.status)
@@ -114,7 +139,7 @@ class KubeApi:
         token = ""
         while True:
             query = f"limit={page}" + (f"&continue={urllib.parse.quote(token)}" if token else "")
-            doc = await self._request("GET", f"{path}?{query}")
+            doc = await self._request("GET", f"{path}?{query}", max_bytes=MAX_LIST_BYTES)
             if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
                 raise KubeApiError(f"GET {path}: not a list")
             items.extend(item for item in doc["items"] if isinstance(item, dict))

@@ -71,17 +71,36 @@ def policy_status(entry: PolicyEntry, previous: Mapping[str, Any] | None) -> dic
 SecretRef = tuple[str, str | None, str, str]
 
 
+LastGoodKeys = dict[tuple[str, str, str], str]
+"""(namespace, Secret, key) → the PEM last read from it."""
+
+
 async def resolve_secret_keys(
-    api: KubeApi, refs: Sequence[SecretRef], default_namespace: str
+    api: KubeApi,
+    refs: Sequence[SecretRef],
+    default_namespace: str,
+    last_good: LastGoodKeys | None = None,
 ) -> tuple[dict[str, str], list[str]]:
-    """Read the Secret-held keys of a policy: (PEM by authority, errors)."""
+    """Read the Secret-held keys of a policy: (PEM by authority, errors).
+
+    With ``last_good``, a read that fails for a passing reason (a timeout, a 5xx, a 429) gives
+    the key read last time instead of breaking the policy: Kopf re-indexes a policy on every
+    event, its status writes included, and a blip of the API must not make an Enforce policy
+    deny everything it governs. A Secret that is gone (404) or forbidden (403) is an error.
+    """
     resolved: dict[str, str] = {}
     errors: list[str] = []
     for authority, namespace, name, key in refs:
-        where = f"{namespace or default_namespace}/{name}"
+        ns = namespace or default_namespace
+        where = f"{ns}/{name}"
         try:
-            data = await api.read_secret(namespace or default_namespace, name)
+            data = await api.read_secret(ns, name)
         except KubeApiError as exc:
+            remembered = (last_good or {}).get((ns, name, key))
+            if exc.status not in (403, 404) and remembered is not None:
+                log.warning("Secret %s not read (%s); using the key read before", where, exc)
+                resolved[authority] = remembered
+                continue
             reason = {404: "not found", 403: "not readable (RBAC)"}.get(exc.status, str(exc))
             errors.append(f"authority {authority!r}: Secret {where}: {reason}")
             continue
@@ -90,6 +109,8 @@ async def resolve_secret_keys(
             continue
         try:
             resolved[authority] = data[key].decode("utf-8")
+            if last_good is not None:
+                last_good[(ns, name, key)] = resolved[authority]
         except UnicodeDecodeError:
             errors.append(f"authority {authority!r}: Secret {where} key {key!r} is not a PEM text")
     return resolved, errors
@@ -101,7 +122,12 @@ def _fingerprint(resolved: Mapping[str, str], errors: list[str]) -> str:
 
 
 async def watch_secret_keys(
-    source: ClusterPolicySource, api: KubeApi, *, default_namespace: str, interval: float
+    source: ClusterPolicySource,
+    api: KubeApi,
+    *,
+    default_namespace: str,
+    interval: float,
+    last_good: LastGoodKeys | None = None,
 ) -> None:
     """Re-read Secret-held keys every ``interval`` seconds; re-index policies whose keys changed.
 
@@ -112,19 +138,24 @@ async def watch_secret_keys(
     while True:
         await asyncio.sleep(interval)
         try:
-            await _recheck_secret_keys(source, api, default_namespace)
+            await _recheck_secret_keys(source, api, default_namespace, last_good)
         except Exception:
             log.exception("re-reading Secret-held keys failed; trying again in %.0fs", interval)
 
 
 async def _recheck_secret_keys(
-    source: ClusterPolicySource, api: KubeApi, default_namespace: str
+    source: ClusterPolicySource,
+    api: KubeApi,
+    default_namespace: str,
+    last_good: LastGoodKeys | None = None,
 ) -> None:
     """One pass of `watch_secret_keys`."""
     for entry in source.entries():
         if entry.key_fingerprint is None or not api.connected:
             continue
-        resolved, errors = await resolve_secret_keys(api, entry.secret_refs, default_namespace)
+        resolved, errors = await resolve_secret_keys(
+            api, entry.secret_refs, default_namespace, last_good
+        )
         fingerprint = _fingerprint(resolved, errors)
         # Compare with the annotation, not with the index: the index is re-read on every event
         # (a status write included) and may already hold the new keys while the policy's status,
@@ -147,6 +178,7 @@ def register_handlers(
     api: KubeApi,
     login: bool = True,
     secret_namespace: str = "signgate",  # noqa: S107 - a namespace name, not a secret
+    last_good: LastGoodKeys | None = None,
 ) -> None:
     """Register signgate's handlers on ``registry``, feeding ``source``.
 
@@ -157,7 +189,10 @@ def register_handlers(
         login: False leaves authentication to handlers the caller registered (tests); ``api``
             must then be connected by the caller.
         secret_namespace: where a ``secretRef`` without a namespace looks.
+        last_good: the keys last read from Secrets, shared with `watch_secret_keys`: used when a
+            read fails for a passing reason.
     """
+    last_good = last_good if last_good is not None else {}
     if login:
 
         @kopf.on.login(registry=registry, id="login")
@@ -170,7 +205,7 @@ def register_handlers(
 
     async def entry_of(body: Mapping[str, Any]) -> PolicyEntry:
         refs = tuple(secret_refs(body))
-        resolved, errors = await resolve_secret_keys(api, refs, secret_namespace)
+        resolved, errors = await resolve_secret_keys(api, refs, secret_namespace, last_good)
         entry = policy_entry(body, resolved_keys=resolved, key_errors=errors)
         if refs:
             annotations = (body.get("metadata") or {}).get("annotations") or {}

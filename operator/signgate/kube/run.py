@@ -15,7 +15,7 @@ from signgate.admission.server import ServerSettings, make_app, running_server
 from signgate.errors import ConfigError
 from signgate.kube.api import KubeApi
 from signgate.kube.events import EventReporter
-from signgate.kube.handlers import register_handlers, watch_secret_keys
+from signgate.kube.handlers import LastGoodKeys, register_handlers, watch_secret_keys
 from signgate.kube.pullsecrets import PullSecretResolver
 from signgate.kube.recent_status import INTERVAL_SECONDS, publish_recent_decisions, replica_name
 from signgate.kube.source import ClusterPolicySource
@@ -80,7 +80,15 @@ async def run_operator(
     api = api or KubeApi()
     source = ClusterPolicySource()
     secret_namespace = secret_namespace or os.environ.get("POD_NAMESPACE") or "signgate"
-    register_handlers(registry, source, api=api, login=login, secret_namespace=secret_namespace)
+    last_good: LastGoodKeys = {}
+    register_handlers(
+        registry,
+        source,
+        api=api,
+        login=login,
+        secret_namespace=secret_namespace,
+        last_good=last_good,
+    )
     events = EventReporter(api)
     recent = RecentDecisions()
     recent_changed = asyncio.Event()
@@ -111,7 +119,11 @@ async def run_operator(
             on_serving(port, source)
         secrets = asyncio.create_task(
             watch_secret_keys(
-                source, api, default_namespace=secret_namespace, interval=secret_check_interval
+                source,
+                api,
+                default_namespace=secret_namespace,
+                interval=secret_check_interval,
+                last_good=last_good,
             ),
             name="signgate:secret-keys",
         )

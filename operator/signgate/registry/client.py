@@ -7,6 +7,7 @@ a size cap; every call takes the operation's one `Deadline`.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -38,6 +39,25 @@ from signgate.registry.oci import (
 
 NO_API_SECONDS = 300.0
 """How long a registry that has no referrers API is not asked again."""
+MAX_REMEMBERED_HOSTS = 1024
+
+
+def _no_such_route(response: Response) -> bool:
+    """Whether an answer to a referrers request says the *registry* has no such endpoint.
+
+    A registry with the API answers a 404 for a repository it does not know (or hides) with an
+    OCI error document (``NAME_UNKNOWN``, ``DENIED``…): that says nothing about the registry, and
+    remembering it would let anyone who names a missing repository switch the API off for the
+    whole host. A registry without the API answers like any web server for an unknown path.
+    """
+    if response.status not in (404, 405):
+        return False
+    try:
+        doc = json.loads(response.body)
+    except ValueError:
+        return True
+    return not (isinstance(doc, dict) and isinstance(doc.get("errors"), list))
+
 
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
 
@@ -292,7 +312,8 @@ class RegistryClient:
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
             if response.status != 200 or content_type != OCI_INDEX:
                 if first and response.status in (200, 400, 404, 405, 406):
-                    self._no_referrers_api[repo.api_host] = time.monotonic() + NO_API_SECONDS
+                    if _no_such_route(response):
+                        self._remember_no_api(repo.api_host)
                     return await self._referrers_from_tag(repo, digest, deadline, credentials)
                 raise RegistryHTTPError(response.url, response.status, error_detail(response.body))
             first = False
@@ -313,6 +334,14 @@ class RegistryClient:
         raise MalformedResponseError(
             f"referrers of {repo.name}@{digest} span more than {limits.max_referrer_pages} pages"
         )
+
+    def _remember_no_api(self, host: str) -> None:
+        now = time.monotonic()
+        if len(self._no_referrers_api) >= MAX_REMEMBERED_HOSTS:
+            self._no_referrers_api = {h: t for h, t in self._no_referrers_api.items() if t > now}
+            if len(self._no_referrers_api) >= MAX_REMEMBERED_HOSTS:
+                return
+        self._no_referrers_api[host] = now + NO_API_SECONDS
 
     @staticmethod
     def _next_link(response: Response) -> str | None:

@@ -146,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="operator mode: how often each TrustPolicy's status.recentDecisions may be written "
         "(default 30)",
     )
+    serve.add_argument(
+        "--status-last-denial",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="operator mode: name the last denial (image, object, reason) in each TrustPolicy's "
+        "status; --no-status-last-denial keeps only the counts, for clusters whose tenants may "
+        "read TrustPolicies but not each other's workloads",
+    )
     _add_registry_arguments(serve)
 
     explain = commands.add_parser(
@@ -695,6 +703,7 @@ async def run_serve(args: argparse.Namespace) -> int:
                     stop=stop,
                     global_pull_secret=_pull_secret(args.pull_secret),
                     status_interval=args.status_interval,
+                    status_last_denial=args.status_last_denial,
                 )
                 return 0
             app = make_app(

@@ -65,8 +65,12 @@ class RecentDecisions:
         window: float = WINDOW_SECONDS,
         bucket: float = BUCKET_SECONDS,
         clock: Callable[[], float] = time.time,
+        last_denial: bool = True,
     ) -> None:
         self.window = window
+        self._keep_denials = last_denial
+        """Whether the last denial (image, object, reason) is kept: in a multi-tenant cluster,
+        anyone who may read TrustPolicies would see other namespaces' workloads in it."""
         self._bucket = bucket
         self._clock = clock
         self._buckets: dict[str, dict[int, list[int]]] = {}
@@ -95,6 +99,8 @@ class RecentDecisions:
                     self._add(policy, slot, 2)
                     continue
                 self._add(policy, slot, 1)
+                if not self._keep_denials:
+                    continue
                 reason = outcome.reason if outcome is not None and outcome.reason else ""
                 reason = reason or (decision.reasons[0] if decision.reasons else "denied")
                 self._last_denial[policy] = Denial(

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from cryptography import x509
 
+from signgate.cli import build_parser
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "signgate"
 HELM = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
@@ -153,6 +155,7 @@ def test_options_render() -> None:
         "networkPolicy.enabled=true",
         "pullSecret=signgate/regcred",
         "trustedRoot=placeholder-json",
+        "webhook.statusLastDenial=false",
     )
     kinds = {d["kind"] for d in docs}
     assert {"Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "ConfigMap"} <= kinds
@@ -160,6 +163,13 @@ def test_options_render() -> None:
     args = by_kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--pull-secret=signgate/regcred" in args
     assert "--trusted-root=/trusted-root/trusted_root.json" in args
+    assert "--no-status-last-denial" in args
+    # The parser takes what the chart passes.
+    parsed = build_parser().parse_args(args)
+    assert parsed.status_last_denial is False
+    default = render()
+    args = by_kind(default, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert build_parser().parse_args(args).status_last_denial is True
 
 
 @pytest.mark.parametrize(

@@ -113,3 +113,12 @@ def test_status_round_trip_and_replica_merge() -> None:
     assert replicas["gone"] is None
     assert replicas["me"]["denied"] == 1
     assert "b" not in replicas  # other replicas' entries are theirs to write
+
+
+def test_counts_without_the_last_denial_when_asked() -> None:
+    recent = RecentDecisions(clock=Clock(), last_denial=False)
+    bad = PolicyOutcome("release", "Enforce", False, reason="unsigned")
+    recent.record([decision(bad, allowed=False)], "Pod tenant-a/secret-project")
+    counts = recent.counts("release")
+    assert (counts.denied, counts.last_denial) == (1, None)
+    assert status_of(counts, 3600)["lastDenial"] is None

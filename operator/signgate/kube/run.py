@@ -57,6 +57,7 @@ async def run_operator(
     global_pull_secret: tuple[str, str] | None = None,
     on_serving: Callable[[int, ClusterPolicySource], None] | None = None,
     status_interval: float = INTERVAL_SECONDS,
+    status_last_denial: bool = True,
 ) -> None:
     """Serve the webhook with TrustPolicies from the cluster until ``stop`` is set.
 
@@ -74,6 +75,7 @@ async def run_operator(
             the workload's own imagePullSecrets and its ServiceAccount's.
         on_serving: called with the bound port and the policy source once the server listens.
         status_interval: how often each policy's ``status.recentDecisions`` may be written.
+        status_last_denial: whether that status names the last denial (image, object, reason).
     """
     login = registry is None
     registry = registry or kopf.OperatorRegistry()
@@ -90,7 +92,7 @@ async def run_operator(
         last_good=last_good,
     )
     events = EventReporter(api)
-    recent = RecentDecisions()
+    recent = RecentDecisions(last_denial=status_last_denial)
     recent_changed = asyncio.Event()
 
     def record(request: AdmissionRequest, decisions: Sequence[ImageDecision]) -> None:

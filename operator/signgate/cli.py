@@ -20,26 +20,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from signgate import __version__
-from signgate.admission.server import ServerSettings, make_app, running_server
 from signgate.deadline import Deadline
 from signgate.errors import ConfigError, KeyFormatError, SigngateError
-from signgate.metrics import Metrics
 from signgate.policy.compiled import (
     CompiledPolicy,
     adhoc_key_policy,
     adhoc_keyless_policy,
     compile_policy,
 )
-from signgate.policy.crd import render_crd
 from signgate.policy.evaluate import ImageDecision
 from signgate.policy.loading import load_policy_file
-from signgate.policy.sources import StaticPolicySource
 from signgate.registry import CredentialStore, RegistryClient, RegistryOptions
 from signgate.signatures.authority import CertificateIdentity
 from signgate.signatures.found import PREDICATE_TYPE_SHORTHANDS
 from signgate.signatures.keys import PublicKey, load_public_key_pem
 from signgate.signatures.trusted_root import TrustedRoot, default_trusted_root, load_trusted_root
-from signgate.trusted_root_file import TrustedRootFile
 from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 
 if TYPE_CHECKING:
@@ -661,6 +656,13 @@ async def run_serve(args: argparse.Namespace) -> int:
     With ``--policy`` the TrustPolicies come from files; without, this is the operator: Kopf
     watches TrustPolicies (and namespaces) in the cluster it is logged into.
     """
+    # The webhook server, its metrics and their dependencies load only for `serve`: `verify` is
+    # run once per CI step, and every import is start-up time.
+    from signgate.admission.server import ServerSettings, make_app, running_server
+    from signgate.metrics import Metrics
+    from signgate.policy.sources import StaticPolicySource
+    from signgate.trusted_root_file import TrustedRootFile
+
     policies = _file_policies(args.policy)
     options = _registry_options(args)
     trusted_root = _trusted_root(args)
@@ -758,6 +760,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "audit":
             return asyncio.run(run_audit(args))
         if args.command == "crd":
+            from signgate.policy.crd import render_crd
+
             sys.stdout.write(render_crd(args.output))
             return 0
     except ConfigError as exc:

@@ -56,8 +56,8 @@ import trustme
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from signgate.signatures.cosign_key import encrypt_cosign_private_key
 from support import cli, signer
+from support.cosign_key import encrypt_cosign_private_key
 from support.formats import public_key_pem
 from support.kubeapi import KubeAPIServer, find_kube_tools, pinned_version, start_apiserver
 from support.push import Pusher

@@ -1,6 +1,7 @@
 """Fixed material the targets verify against: real keys and a real keyless signature copied from
-``../shared/vectors`` into ``fuzz/data/`` (see its MANIFEST.md), the public-good trusted root
-shipped with signgate, and a key the harness signs fuzzed payloads with.
+the vendored vectors, ``tests/vectors/data``, into ``fuzz/data/`` (see that folder's README.md for
+their sources and licences), the public-good trusted root shipped with signgate, and a key the
+harness signs fuzzed payloads with.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from signgate.engine.trusted_root_file import default_trusted_root
 from signgate.errors import SignatureError
 from signgate.signatures import _pem
 from signgate.signatures.keys import PublicKey, load_public_key_pem
-from signgate.signatures.trusted_root import TrustedRoot, default_trusted_root
+from signgate.signatures.trusted_root import TrustedRoot
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -1,8 +1,8 @@
 """Write the seed corpora, ``fuzz/corpus/<target>/``, from real inputs.
 
-Sources: the cosign and Sigstore vectors of ``../shared/vectors`` (or ``$SIGNGATE_VECTORS``; see
-its MANIFEST.md), the AdmissionReviews of ``tests/unit/admission/reviews`` and its test kit, the
-example TrustPolicies, and cosign's exact formats as ``tests/support/formats.py`` writes them.
+Sources: the cosign and Sigstore vectors vendored in ``tests/vectors/data`` (see its README.md),
+the AdmissionReviews of ``tests/unit/admission/reviews`` and its test kit, the example
+TrustPolicies, and cosign's exact formats as ``tests/support/formats.py`` writes them.
 The corpus is committed; run this again (``uv run python -m fuzz.make_corpus``) only to change it.
 Every seed file is named by what it is and stays small (the largest, a bundle, is 12 KB). Files
 named ``regress-*`` are inputs that once crashed a target; they are kept as they are.
@@ -13,10 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,7 +29,7 @@ from admission_testkit import KINDS, REVIEWS, pod_spec, review, workload  # noqa
 
 from support import formats  # noqa: E402
 
-VECTORS = Path(os.environ.get("SIGNGATE_VECTORS", REPOSITORY.parent / "shared" / "vectors"))
+VECTORS = REPOSITORY / "tests" / "vectors" / "data"
 CONFORMANCE = VECTORS / "sigstore-conformance/test/assets/bundle-verify"
 CONTAINERS = VECTORS / "containers-image/signature"
 BUNDLE_CASES = (

@@ -54,14 +54,9 @@ from signgate.signatures.found import (
     UnusableSignature,
 )
 from signgate.signatures.predicate import PredicateCondition
-from signgate.signatures.verify import (
-    Rejection,
-    VerifiedAttestation,
-    VerifiedSignature,
-    prepare,
-    verify_attestation,
-    verify_with_authority,
-)
+from signgate.signatures.prepare import prepare
+from signgate.signatures.results import Rejection, VerifiedAttestation, VerifiedSignature
+from signgate.signatures.verify import verify_attestation, verify_with_authority
 
 ACCEPTED: tuple[type[Exception], ...] = ()
 

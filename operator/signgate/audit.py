@@ -16,18 +16,21 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
 from signgate.admission.decide import decide_review
 from signgate.admission.images import SUPPORTED_KINDS
 from signgate.admission.review import AdmissionRequest
+from signgate.engine.verifier import Verifier
 from signgate.errors import ConfigError
 from signgate.policy.compiled import CompiledPolicy
 from signgate.policy.evaluate import ImageDecision
 from signgate.registry import CredentialStore
-from signgate.verifier import Verifier
+
+if TYPE_CHECKING:
+    from signgate.kube.api import KubeApi
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 CONCURRENT_WORKLOADS = 16
@@ -147,6 +150,35 @@ def workloads_from_manifests(
     return workloads, skipped
 
 
+async def cluster_workloads(
+    api: KubeApi, namespaces: Sequence[str], *, quiet: bool = False
+) -> list[Workload]:
+    """Every workload in the cluster (in ``namespaces``, or all), controllers folding in what they
+    control: a Deployment's ReplicaSets and Pods are reported as the Deployment.
+
+    Raises:
+        ConfigError: the cluster cannot be listed.
+    """
+    # Kopf (under signgate.kube) is imported only when a cluster is read, not for --manifests.
+    from signgate.kube import snapshot
+    from signgate.kube.api import KubeApiError
+
+    if not quiet:
+        print("signgate audit: listing workloads", file=sys.stderr, flush=True)
+    try:
+        listed = await snapshot.cluster_workloads(api, namespaces)
+    except KubeApiError as exc:
+        raise ConfigError(f"cannot list workloads: {exc}") from exc
+    workloads: list[Workload] = []
+    for kind, body in listed:
+        workload = workload_of(
+            {"apiVersion": kind.api_version, "kind": kind.kind, **body}, "cluster", "default"
+        )
+        if workload is not None:
+            workloads.append(workload)
+    return workloads
+
+
 class _Policies:
     """The admission path's view of the policies being audited."""
 
@@ -226,11 +258,7 @@ async def run_audit(
             )
         problem = None
         if not verdict.allowed and not verdict.images and not verdict.pending:
-            response = verdict.response.get("response")
-            status = response.get("status") if isinstance(response, dict) else None
-            problem = (
-                str(status.get("message", "refused")) if isinstance(status, dict) else "refused"
-            )
+            problem = verdict.message or "refused"
         elif verdict.pending:
             problem = f"not verified within {deadline_seconds:.0f}s: {', '.join(verdict.pending)}"
         done += 1

@@ -1,9 +1,10 @@
 """``signgate explain IMAGE``: what signgate sees for one image, step by step.
 
-The verdict at the end is the engine's own (`Verifier.verify_image`, the path admission takes),
-so an explanation can never disagree with what the webhook would answer. The steps before it
-re-read the registry to show their working: the digest, every signature found and what it
-claims, which policies govern the image and why, and how each authority judged each signature.
+The verdict and the working shown before it come from one traced run of the engine
+(`Verifier.verify_image`, the path admission takes, with a `Trace`): the digest, every signature
+found and what it claims, and how each authority judged each signature are what the verdict was
+reached from, so an explanation cannot disagree with what the webhook would answer. Only which
+policies govern the image, and why, is worked out here: it is a description of the patterns.
 """
 
 from __future__ import annotations
@@ -12,21 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from signgate.deadline import Deadline
-from signgate.discovery import discover_signatures
-from signgate.errors import InvalidReferenceError, RegistryError
+from signgate.engine.trace import Computation, Trace
+from signgate.engine.verifier import Verifier
+from signgate.errors import InvalidReferenceError
 from signgate.policy.compiled import CompiledPolicy
 from signgate.policy.evaluate import ImageDecision, failed
-from signgate.reference import Digest, ImageReference, parse_reference
+from signgate.reference import Digest, parse_reference
 from signgate.signatures.describe import SignatureFacts, describe_signature
-from signgate.signatures.verify import (
-    PreparedSignature,
-    VerifiedAttestation,
-    VerifiedSignature,
-    prepare,
-    verify_attestation,
-    verify_with_authority,
-)
-from signgate.verifier import Verifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,143 +106,85 @@ async def explain_image(
     namespace: str | None = None,
     namespace_labels: Mapping[str, str] | None = None,
 ) -> Explanation:
-    """Show the engine's working on ``image`` under ``policies``. Never raises for bad input."""
+    """Decide ``image`` under ``policies`` as admission would, and show the working.
+
+    One traced verification (`Verifier.verify_image` with a `Trace`): the registry is read once,
+    and the findings and checks shown are the ones the verdict came from. Never raises for bad
+    input.
+    """
     try:
         ref = parse_reference(image)
     except InvalidReferenceError as exc:
         decision = failed(image, str(exc))
         return Explanation(image, None, None, str(exc), (), (), (), decision, namespace)
     matches = tuple(_match(p, ref.name, namespace_labels) for p in policies)
-    governing = [p for p, m in zip(policies, matches, strict=True) if m.governs]
+    trace = Trace()
     decision = await engine.verify_image(
-        image, policies, deadline, namespace_labels=namespace_labels
+        image, policies, deadline, namespace_labels=namespace_labels, trace=trace
     )
     unmatched = engine.settings.unmatched
-    if not governing:
-        return Explanation(
-            image, str(ref), None, "not looked up: no policy governs it", matches, (), (),
-            decision, namespace, unmatched,
-        )  # fmt: skip
-    try:
-        digest = await engine.resolve(ref, deadline)
-    except RegistryError as exc:
-        return Explanation(
-            image, str(ref), None, f"cannot resolve: {exc}", matches, (), (), decision,
-            namespace, unmatched,
-        )  # fmt: skip
-    resolved = (
-        "given in the reference" if ref.digest is not None else f"tag {ref.tag!r} resolves to it"
-    )
-    findings, checks = await _working(engine, ref, digest, governing, deadline)
+    if not any(m.governs for m in matches):
+        resolved = "not looked up: no policy governs it"
+    elif trace.resolve_error is not None:
+        resolved = f"cannot resolve: {trace.resolve_error}"
+    elif trace.digest is None:
+        resolved = "not looked up"
+    elif ref.digest is not None:
+        resolved = "given in the reference"
+    else:
+        resolved = f"tag {ref.tag!r} resolves to it"
+    own = next((c for c in trace.computations if c.digest == trace.digest), None)
+    findings = _findings(own) if own is not None else ()
+    checks = _checks(own, policies) if own is not None else ()
     return Explanation(
-        image, str(ref), digest, resolved, matches, findings, checks, decision, namespace,
+        image, str(ref), trace.digest, resolved, matches, findings, checks, decision, namespace,
         unmatched,
     )  # fmt: skip
 
 
-async def _working(
-    engine: Verifier,
-    ref: ImageReference,
-    digest: Digest,
-    governing: Sequence[CompiledPolicy],
-    deadline: Deadline,
-) -> tuple[tuple[Findings, ...], tuple[Check, ...]]:
+def _findings(computation: Computation) -> tuple[Findings, ...]:
     findings: list[Findings] = []
-    prepared_by_repo: dict[str, list[tuple[int, PreparedSignature]]] = {}
-    for repository in sorted({p.signature_repository or ref.name for p in governing}):
-        try:
-            discovery = await discover_signatures(
-                engine.client,
-                parse_reference(repository),
-                digest,
-                deadline,
-                limits=engine.settings.discovery,
-                attestations=True,
-            )
-        except RegistryError as exc:
-            findings.append(Findings(repository, errors=(f"cannot read signatures: {exc}",)))
+    for found in computation.repositories:
+        if found.discovery is None:
+            error = f"cannot read signatures: {found.error}"
+            findings.append(Findings(found.repository, errors=(error,)))
             continue
-        facts = []
-        usable: list[tuple[int, PreparedSignature]] = []
-        for number, found in enumerate(discovery.signatures, 1):
-            prepared = prepare(found)
-            facts.append(describe_signature(found, prepared))
-            if isinstance(prepared, PreparedSignature):
-                usable.append((number, prepared))
-        prepared_by_repo[repository] = usable
-        findings.append(Findings(repository, tuple(facts), discovery.notes, discovery.errors))
-    checks: list[Check] = []
-    for policy in governing:
-        if policy.error is not None:
-            continue
-        candidates = prepared_by_repo.get(policy.signature_repository or ref.name, [])
-        checks.extend(_policy_checks(engine, policy, ref, digest, candidates))
-    return tuple(findings), tuple(checks)
+        facts = tuple(
+            describe_signature(signature, prepared)
+            for signature, prepared in zip(found.discovery.signatures, found.prepared, strict=True)
+        )
+        discovery = found.discovery
+        findings.append(Findings(found.repository, facts, discovery.notes, discovery.errors))
+    return tuple(findings)
 
 
-def _policy_checks(
-    engine: Verifier,
-    policy: CompiledPolicy,
-    ref: ImageReference,
-    digest: Digest,
-    candidates: Sequence[tuple[int, PreparedSignature]],
-) -> list[Check]:
+def _checks(computation: Computation, policies: Sequence[CompiledPolicy]) -> tuple[Check, ...]:
     checks: list[Check] = []
-    if policy.threshold > 0 or policy.required:
-        for authority in policy.authorities:
-            rejections: list[tuple[int, str]] = []
-            counted: tuple[int, VerifiedSignature] | None = None
-            for number, signature in candidates:
-                result = verify_with_authority(
-                    signature,
-                    authority,
-                    digest=digest,
-                    trusted_root=engine.trusted_root,
-                    signed_identity=policy.signed_identity,
-                    repository=ref.name,
-                )
-                if isinstance(result, VerifiedSignature):
-                    counted = (number, result)
-                    break
-                rejections.append((number, result.reason))
+    for policy in policies:
+        evaluation = computation.evaluations.get(policy.identity)
+        if evaluation is None:
+            continue
+        for authority in evaluation.authorities:
             checks.append(
                 Check(
                     policy.name,
-                    f"authority {authority.name} ({authority.describe})",
-                    counted[0] if counted else None,
-                    counted[1].signer if counted else "",
-                    tuple(rejections),
+                    f"authority {authority.authority} ({authority.describe})",
+                    authority.verified_index,
+                    authority.verified.signer if authority.verified else "",
+                    tuple((number, r.reason) for number, r in authority.rejections),
                 )
             )
-    for rule in policy.attestations:
-        rejections = []
-        attested: tuple[int, VerifiedAttestation] | None = None
-        for number, signature in candidates:
-            for authority in rule.authorities:
-                outcome = verify_attestation(
-                    signature,
-                    authority,
-                    digest=digest,
-                    predicate_type=rule.predicate_type,
-                    trusted_root=engine.trusted_root,
-                    conditions=rule.conditions,
+        for rule in evaluation.attestations:
+            checks.append(
+                Check(
+                    policy.name,
+                    f"attestation {rule.predicate_type}",
+                    rule.verified_index,
+                    rule.verified.signer if rule.verified else "",
+                    tuple((number, f"{name}: {r.reason}") for number, name, r in rule.rejections),
                 )
-                if isinstance(outcome, VerifiedAttestation):
-                    attested = (number, outcome)
-                    break
-                rejections.append((number, f"{authority.name}: {outcome.reason}"))
-            if attested is not None:
-                break
-        checks.append(
-            Check(
-                policy.name,
-                f"attestation {rule.predicate_type}",
-                attested[0] if attested else None,
-                attested[1].signer if attested else "",
-                tuple(rejections),
             )
-        )
-    return checks
+    return tuple(checks)
 
 
 def render_text(explanation: Explanation) -> str:

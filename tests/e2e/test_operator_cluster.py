@@ -15,11 +15,11 @@ import kopf
 import trustme
 
 from signgate.admission.server import ServerSettings
+from signgate.engine.verifier import Verifier
 from signgate.kube.api import KubeApi
 from signgate.kube.run import run_operator
 from signgate.kube.source import ClusterPolicySource
 from signgate.registry import RegistryClient, RegistryOptions
-from signgate.verifier import Verifier
 from support import signer
 from support.formats import generate_key, public_key_pem
 from support.kube import eventually, operator_thread

@@ -9,10 +9,9 @@ from dataclasses import replace
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from signgate.deadline import Deadline
-from signgate.registry import RegistryClient, RegistryOptions
-from signgate.registry._transport import Response
+from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
+from signgate.registry import RegistryClient, RegistryOptions, Response
 from signgate.registry.client import _no_such_route
-from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 from support import signer
 from support.engine import key_policy
 from support.fault_proxy import FaultProxy

@@ -33,17 +33,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from signgate.admission.metrics import Metrics
 from signgate.admission.server import ServerSettings, make_app, running_server
+from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
 from signgate.kube.api import KubeApi
 from signgate.kube.run import run_operator
 from signgate.kube.source import ClusterPolicySource
-from signgate.metrics import Metrics
 from signgate.policy.compiled import CompiledPolicy, compile_policy
 from signgate.policy.evaluate import ImageDecision
 from signgate.policy.loading import parse_policies
 from signgate.policy.sources import StaticPolicySource
 from signgate.registry import RegistryClient, RegistryLimits, RegistryOptions
-from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 from support import reviews, signer
 from support.engine import Checker, key_policy, options_for
 from support.fault_proxy import FaultProxy, MiB

@@ -24,11 +24,11 @@ import pytest
 import trustme
 
 from signgate.admission.server import ServerSettings
+from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
 from signgate.kube.api import KubeApi
 from signgate.kube.run import run_operator
 from signgate.kube.source import ClusterPolicySource
 from signgate.registry import RegistryClient, RegistryOptions
-from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 from support import reviews, signer
 from support.formats import PrivateKey, generate_key, public_key_pem
 from support.kube import (

@@ -11,10 +11,10 @@ import secrets
 from typing import Any
 
 from signgate.deadline import Deadline
+from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
 from signgate.policy.compiled import CompiledPolicy, compile_policy
 from signgate.policy.loading import parse_policies
 from signgate.registry import RegistryClient, RegistryOptions
-from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 from support import signer
 from support.engine import Checker, options_for
 from support.fault_proxy import FaultProxy

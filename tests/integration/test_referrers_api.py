@@ -13,12 +13,12 @@ import secrets
 import pytest
 
 from signgate.deadline import Deadline
+from signgate.engine.verifier import Verifier
 from signgate.errors import MalformedResponseError
 from signgate.policy.compiled import compile_policy
 from signgate.policy.loading import parse_policies
 from signgate.reference import parse_reference
 from signgate.registry import RegistryClient, RegistryOptions
-from signgate.verifier import Verifier
 from support import signer
 from support.engine import key_policy
 from support.fault_proxy import FaultProxy

@@ -19,13 +19,13 @@ import aiohttp
 import pytest
 import trustme
 
+from signgate.admission.metrics import Metrics
 from signgate.admission.server import ServerSettings, make_app, running_server
-from signgate.metrics import Metrics
+from signgate.engine.verifier import Verifier, VerifierSettings
 from signgate.policy.compiled import CompiledPolicy, compile_policy
 from signgate.policy.loading import parse_policies
 from signgate.policy.sources import StaticPolicySource
 from signgate.registry import RegistryClient, RegistryOptions
-from signgate.verifier import Verifier, VerifierSettings
 from support import reviews, signer
 from support.formats import PrivateKey, generate_key, public_key_pem
 from support.push import Pusher

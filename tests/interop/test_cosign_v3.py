@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from signgate.signatures.cosign_key import load_cosign_private_key
 from signgate.signatures.keys import PublicKey, load_public_key_pem
 from support import cli
 from support.cli import signgate_verify
+from support.cosign_key import load_cosign_private_key
 from support.formats import fallback_tag
 from support.push import Pusher
 from support.registry import RegistryServer

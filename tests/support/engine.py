@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from signgate.deadline import Deadline
+from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
 from signgate.policy.compiled import CompiledPolicy, adhoc_key_policy
 from signgate.policy.evaluate import ImageDecision
 from signgate.registry import CredentialStore, RegistryClient, RegistryOptions
 from signgate.signatures.keys import PublicKey
-from signgate.verifier import CacheSettings, Verifier, VerifierSettings
 from support.formats import PrivateKey
 from support.registry import RegistryServer
 

@@ -1,7 +1,7 @@
 """Byte-exact builders for cosign's signature formats (no I/O): keys, payloads, DSSE, bundles.
 
-Written from /work/shared/docs/cosign-formats.md and the cosign/ggcr sources it cites, independently
-of signgate. Each builder reproduces the serializer the real tool uses:
+Written from the cosign and go-containerregistry (ggcr) sources, independently of signgate. Each
+builder reproduces the serializer the real tool uses:
 
 * Go ``encoding/json`` (struct fields in declaration order, map keys sorted, compact) for the
   simple-signing payload, the ``.sig`` config, manifests, legacy DSSE envelopes and v0.1 statements;

@@ -1,7 +1,7 @@
 """A test signer that writes cosign signatures to a real registry in cosign's exact formats.
 
 Independent of signgate by design: it builds bytes with :mod:`support.formats` and writes them with
-:class:`support.push.Pusher`. Formats (see /work/shared/docs/cosign-formats.md):
+:class:`support.push.Pusher`. Formats (as cosign and go-containerregistry write them):
 
 * :func:`sign_legacy`      -- format A, ``sha256-<hex>.sig`` tag, simple-signing layers (appended);
 * :func:`sign_referrer_v2` -- format B, the same layer in a referrer manifest (v2 ``oci-1-1`` mode);

@@ -1,9 +1,13 @@
-"""Where the real cosign and Sigstore signatures of ../shared/vectors are (see its MANIFEST.md)."""
+"""Where the real cosign and Sigstore signatures are: vendored in ``tests/vectors/data``.
+
+Byte-for-byte copies of upstream test data (``containers-image/derived/`` only re-packages copied
+files), one folder per source project with its licence; the folder's README.md names each upstream
+repository and commit and says what every file is.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from pathlib import Path
 
@@ -15,9 +19,8 @@ CONFORMANCE = "sigstore-conformance/test/assets/bundle-verify"
 
 
 def vectors_dir() -> Path:
-    """``<repository>/../shared/vectors``, or ``$SIGNGATE_VECTORS``."""
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
-    return Path(os.environ.get("SIGNGATE_VECTORS", default))
+    """``<repository>/tests/vectors/data``: the vendored vectors (see its README.md)."""
+    return Path(__file__).resolve().parents[1] / "vectors" / "data"
 
 
 async def push_conformance_bundle(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from signgate.kube.recent import Counts, RecentDecisions, counts_of, status_of
 from signgate.kube.recent_status import merged_status
 from signgate.policy.evaluate import ImageDecision, PolicyOutcome, failed
-from signgate.recent import Counts, RecentDecisions, counts_of, status_of
 
 
 class Clock:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from signgate.policy.generate.reference_doc import REGENERATE, ReferenceDocError, render_reference
 from signgate.policy.model import SignedIdentity, TrustPolicy, TrustPolicySpec
-from signgate.policy.reference_doc import REGENERATE, ReferenceDocError, render_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "trustpolicy-reference.md"
@@ -129,7 +129,7 @@ def test_markdown_special_characters_in_descriptions_are_escaped() -> None:
 
 
 def test_a_model_the_generator_cannot_describe_fails_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    import signgate.policy.reference_doc as reference_doc
+    import signgate.policy.generate.reference_doc as reference_doc
 
     class Odd(BaseModel):
         value: int | str = 0

@@ -6,10 +6,9 @@ import json
 import os
 from pathlib import Path
 
+from signgate.engine.trusted_root_file import TrustedRootFile, default_trusted_root
+from signgate.engine.verifier import Verifier
 from signgate.registry import RegistryClient, RegistryOptions
-from signgate.signatures.trusted_root import default_trusted_root
-from signgate.trusted_root_file import TrustedRootFile
-from signgate.verifier import Verifier
 
 PUBLIC_GOOD = json.loads(
     (

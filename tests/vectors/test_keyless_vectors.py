@@ -1,7 +1,7 @@
-"""Keyless signatures made against the public Sigstore (../shared/vectors), pushed through a real
-registry and verified offline against the production trusted root: the Fulcio chain at the logged
-time, codeSigning, the embedded SCT, the Rekor SET (and inclusion proof for bundles), and the
-identity the policy names."""
+"""Keyless signatures made against the public Sigstore (vendored in tests/vectors/data), pushed
+through a real registry and verified offline against the production trusted root: the Fulcio chain
+at the logged time, codeSigning, the embedded SCT, the Rekor SET (and inclusion proof for bundles),
+and the identity the policy names."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from signgate.deadline import Deadline
+from signgate.engine.verifier import Verifier
 from signgate.policy.compiled import CompiledPolicy, compile_policy
 from signgate.policy.evaluate import ImageDecision
 from signgate.policy.loading import parse_policies
 from signgate.registry import RegistryClient, RegistryOptions
 from signgate.signatures.trusted_root import TrustedRoot, load_trusted_root
-from signgate.verifier import Verifier
 from support import signer
 from support.formats import SIMPLESIGNING_MEDIA_TYPE, Layer, signature_tag
 from support.push import Pusher

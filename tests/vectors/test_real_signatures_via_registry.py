@@ -1,5 +1,6 @@
-"""Signatures made by cosign and other Sigstore clients (../shared/vectors), pushed through a real
-registry's normal API and verified by signgate end to end: this is the interoperability proof."""
+"""Signatures made by cosign and other Sigstore clients (vendored in tests/vectors/data), pushed
+through a real registry's normal API and verified by signgate end to end: this is the
+interoperability proof."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from signgate.deadline import Deadline
+from signgate.engine.verifier import Verifier
 from signgate.policy.compiled import adhoc_key_policy
 from signgate.registry import RegistryClient, RegistryOptions
 from signgate.signatures.keys import load_public_key_pem
 from signgate.signatures.trusted_root import load_trusted_root
-from signgate.verifier import Verifier
 from support import signer
 from support.formats import Layer, signature_tag
 from support.push import Pusher

@@ -10,7 +10,8 @@ from signgate.admission.images import (
     extract_images,
     new_images,
 )
-from signgate.admission.patch import apply_patch, json_pointer, pin_patch, split_pointer
+from signgate.admission.patch import apply_patch, pin_patch
+from signgate.admission.pointer import json_pointer, split_pointer
 from signgate.admission.review import (
     MAX_REVIEW_BYTES,
     AdmissionRequest,

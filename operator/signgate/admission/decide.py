@@ -15,13 +15,13 @@ from typing import Protocol
 
 from signgate.admission.images import extract_images, new_images
 from signgate.admission.patch import pin_patch
-from signgate.admission.review import AdmissionRequest, review_response
+from signgate.admission.review import AdmissionRequest, review_response, status_message
 from signgate.deadline import Deadline
+from signgate.engine.verifier import Verifier
 from signgate.errors import AdmissionRequestError
 from signgate.policy.compiled import CompiledPolicy
 from signgate.policy.evaluate import ImageDecision
 from signgate.registry import CredentialStore
-from signgate.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,12 @@ class Verdict:
     """What the webhook answered, for metrics and logs."""
 
     response: dict[str, object]
+    """The AdmissionReview answer, as sent."""
     allowed: bool
     images: tuple[ImageDecision, ...]
     pending: tuple[str, ...] = ()
+    message: str = ""
+    """Why it was denied (the answer's ``status.message``); empty when allowed."""
 
 
 def _message(denied: Sequence[ImageDecision], pending: Sequence[str], total: int) -> str:
@@ -100,8 +103,9 @@ async def decide_review(
     try:
         fields = extract_images(request)
     except AdmissionRequestError as exc:
-        response = review_response(uid, allowed=False, message=f"signgate: {exc}")
-        return Verdict(response, False, ())
+        message = status_message(f"signgate: {exc}")
+        response = review_response(uid, allowed=False, message=message)
+        return Verdict(response, False, (), message=message)
     if request.operation == "UPDATE":
         # Only images the update brings in are checked (and pinned). An image the object already
         # ran was admitted when it arrived; re-checking it would let a registry outage block
@@ -117,7 +121,8 @@ async def decide_review(
             "signgate: TrustPolicies are not loaded yet, so nothing can be verified; "
             f"denied {len(images)} image(s), retry shortly"
         )
-        return Verdict(review_response(uid, allowed=False, message=message), False, ())
+        response = review_response(uid, allowed=False, message=message)
+        return Verdict(response, False, (), message=message)
 
     labels = policies.namespace_labels(request.namespace)
     current = policies.current()
@@ -131,11 +136,19 @@ async def decide_review(
     pending: tuple[str, ...] = ()
     missing = [image for image in images if image not in decisions]
     if missing:
+        # One deadline and one time for the whole admission: every image is judged at the same
+        # moment, whichever order the registry answers in.
         deadline = Deadline.after(deadline_seconds)
+        now = engine.clock()
         tasks = {
             image: asyncio.ensure_future(
                 engine.verify_image(
-                    image, current, deadline, namespace_labels=labels, credentials=credentials
+                    image,
+                    current,
+                    deadline,
+                    namespace_labels=labels,
+                    credentials=credentials,
+                    now=now,
                 )
             )
             for image in missing
@@ -153,11 +166,11 @@ async def decide_review(
     warnings = [f"signgate: {w}" for d in ordered for w in d.warnings]
     audit = _evidence(ordered)
     if not allowed:
-        message = _message(denied, pending, len(images))
+        message = status_message(_message(denied, pending, len(images)))
         response = review_response(
             uid, allowed=False, message=message, warnings=warnings, audit_annotations=audit
         )
-        return Verdict(response, False, ordered, pending)
+        return Verdict(response, False, ordered, pending, message)
     patch = None
     if mutate:
         digests = {d.image: d.digest for d in ordered if d.digest is not None}

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from signgate.admission.patch import json_pointer
+from signgate.admission.pointer import json_pointer
 from signgate.admission.review import AdmissionRequest, JsonObject
 from signgate.errors import AdmissionRequestError, truncate
 

@@ -1,4 +1,4 @@
-"""JSON Pointers (RFC 6901) and the image-pinning JSONPatch (RFC 6902) of the mutating webhook.
+"""The image-pinning JSONPatch (RFC 6902) of the mutating webhook.
 
 The mutating webhook rewrites ``nginx:1.27`` to ``nginx:1.27@sha256:…``: the kubelet then pulls
 exactly the manifest that was verified (a tag can move between admission and pull), and people
@@ -10,40 +10,13 @@ No I/O happens in this module.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from signgate.admission.images import ImageField
+from signgate.admission.pointer import array_index, split_pointer
 from signgate.errors import PatchError, truncate
 from signgate.reference import parse_digest
-
-if TYPE_CHECKING:
-    from signgate.admission.images import ImageField
-
-_BAD_ESCAPE = re.compile(r"~(?![01])")
-_INDEX = re.compile(r"0|[1-9][0-9]*")
-
-
-def json_pointer(tokens: Iterable[str | int]) -> str:
-    """The RFC 6901 pointer to ``tokens`` (``~`` becomes ``~0``, then ``/`` becomes ``~1``)."""
-    return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
-
-
-def split_pointer(pointer: str) -> list[str]:
-    """The reference tokens of an RFC 6901 pointer (``""`` is the whole document).
-
-    Raises:
-        PatchError: the pointer is neither empty nor starts with ``/``, or has a bad ``~`` escape.
-    """
-    if pointer == "":
-        return []
-    if not pointer.startswith("/"):
-        raise PatchError(f"JSON pointer {truncate(pointer, 120)!r} does not start with '/'")
-    # RFC 6901 section 3: '~' may only be followed by '0' or '1'.
-    if _BAD_ESCAPE.search(pointer):
-        raise PatchError(f"JSON pointer {truncate(pointer, 120)!r} has a bad '~' escape")
-    # Section 4: '~1' first, then '~0', so that '~01' decodes to '~1'.
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
 
 
 def pin_patch(fields: Sequence[ImageField], digests: Mapping[str, str]) -> list[dict[str, object]]:
@@ -74,21 +47,6 @@ def pin_patch(fields: Sequence[ImageField], digests: Mapping[str, str]) -> list[
     return ops
 
 
-def _index(container: list[Any], segment: str, pointer: str) -> int:
-    # RFC 6901 section 4: array indexes are decimal without leading zeros; "-" (past the end)
-    # names no existing element, so it cannot be replaced.
-    if not _INDEX.fullmatch(segment):
-        raise PatchError(
-            f"path {truncate(pointer, 120)!r}: {truncate(segment, 40)!r} is not an index"
-        )
-    index = int(segment) if len(segment) <= 18 else len(container)
-    if index >= len(container):
-        raise PatchError(
-            f"path {truncate(pointer, 120)!r}: index {truncate(segment, 40)} is out of range"
-        )
-    return index
-
-
 def _replace(document: Any, tokens: list[str], value: object, pointer: str) -> Any:
     """A copy of ``document`` with the value at ``tokens`` replaced; only the path is copied."""
     # Walk down, copying each container on the path, then set the value in the last copy.
@@ -101,7 +59,7 @@ def _replace(document: Any, tokens: list[str], value: object, pointer: str) -> A
                 raise PatchError(f"path {truncate(pointer, 120)!r} does not exist")
             key: str | int = token
         else:
-            key = _index(node, token, pointer)
+            key = array_index(node, token, pointer)
         child = value if last else _copy(node[key], pointer)
         node[key] = child
         node = child

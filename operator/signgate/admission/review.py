@@ -217,7 +217,8 @@ def _audit_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _status_message(message: str | Sequence[str]) -> str:
+def status_message(message: str | Sequence[str]) -> str:
+    """The ``status.message`` a denial carries: ``message`` cut to the apiserver's size cap."""
     if isinstance(message, str):
         return _cut_utf8(message, MAX_MESSAGE_BYTES, f"{_ELLIPSIS} (truncated)")
     failures = [m for m in message if m]
@@ -279,7 +280,7 @@ def review_response(
             code = DEFAULT_DENY_CODE
         if not 400 <= code <= 599:
             raise ValueError(f"denial code {code} is not an HTTP error status")
-        text = _status_message(message) if message is not None else ""
+        text = status_message(message) if message is not None else ""
         response["status"] = {
             "code": code,
             "message": text or "denied by signgate (no reason given)",

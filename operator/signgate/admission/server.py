@@ -26,12 +26,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signgate.admission.decide import PolicySource, decide_review
+from signgate.admission.metrics import Metrics
 from signgate.admission.review import AdmissionRequest, parse_review
+from signgate.engine.verifier import Verifier
 from signgate.errors import AdmissionRequestError, ConfigError
-from signgate.metrics import Metrics
 from signgate.policy.evaluate import ImageDecision
 from signgate.registry import CredentialStore
-from signgate.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,7 @@ async def _review(request: web.Request, *, mutate: bool) -> web.Response:
     metrics.admission[webhook, "allowed" if verdict.allowed else "denied"].inc()
     on_denied = request.app.get(_ON_DENIED)
     if not verdict.allowed and not mutate and callable(on_denied):
-        status = verdict.response["response"]["status"]  # type: ignore[index]
-        on_denied(review.request, str(status.get("message", "")))
+        on_denied(review.request, verdict.message)
     # Count each admission's images once: at /validate, or at /mutate when it denies, because
     # the apiserver then never calls the validating webhook.
     counted = not mutate or not verdict.allowed

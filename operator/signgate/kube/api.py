@@ -20,6 +20,7 @@ import aiohttp
 import kopf
 
 from signgate.errors import SigngateError, truncate
+from signgate.registry import read_capped
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +28,6 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_LIST_BYTES = 32 * 1024 * 1024
 """One page of a list: 100 Pods with their managedFields can pass a few MiB."""
 TIMEOUT = aiohttp.ClientTimeout(total=5)
-
-
-async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes | None:
-    """The whole body, or None once it passes ``max_bytes`` (one ``read`` returns only what is
-    buffered, which for a large or chunked answer is a part of it)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await resp.content.read(64 * 1024)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > max_bytes:
-            return None
-        chunks.append(chunk)
 
 
 class KubeApiError(SigngateError):
@@ -106,7 +92,7 @@ class KubeApi:
             async with session.request(
                 method, path.lstrip("/"), data=data, headers=headers
             ) as resp:
-                raw = await _read_capped(resp, max_bytes)
+                raw = await read_capped(resp, max_bytes)
                 if raw is None:
                     raise KubeApiError(
                         f"{method} {path}: response over {max_bytes} bytes", resp.status

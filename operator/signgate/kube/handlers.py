@@ -19,7 +19,7 @@ import kopf
 
 from signgate.kube.api import KubeApi, KubeApiError
 from signgate.kube.source import ClusterPolicySource, PolicyEntry, policy_entry, secret_refs
-from signgate.policy.crd import GROUP, PLURAL, VERSION
+from signgate.policy.model import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from signgate.kube.api import KubeApi, KubeApiError
+from signgate.kube.recent import Counts, RecentDecisions, counts_of, status_of
 from signgate.kube.source import ClusterPolicySource
-from signgate.policy.crd import GROUP, PLURAL, VERSION
-from signgate.recent import Counts, RecentDecisions, counts_of, status_of
+from signgate.policy.model import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 

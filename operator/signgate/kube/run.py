@@ -10,19 +10,19 @@ from collections.abc import Callable, Sequence
 
 import kopf
 
+from signgate.admission.metrics import Metrics
 from signgate.admission.review import AdmissionRequest
 from signgate.admission.server import ServerSettings, make_app, running_server
+from signgate.engine.verifier import Verifier
 from signgate.errors import ConfigError
 from signgate.kube.api import KubeApi
 from signgate.kube.events import EventReporter
 from signgate.kube.handlers import LastGoodKeys, register_handlers, watch_secret_keys
 from signgate.kube.pullsecrets import PullSecretResolver
+from signgate.kube.recent import RecentDecisions
 from signgate.kube.recent_status import INTERVAL_SECONDS, publish_recent_decisions, replica_name
 from signgate.kube.source import ClusterPolicySource
-from signgate.metrics import Metrics
 from signgate.policy.evaluate import ImageDecision
-from signgate.recent import RecentDecisions
-from signgate.verifier import Verifier
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from signgate.kube.api import KubeApi
 from signgate.kube.handlers import resolve_secret_keys
 from signgate.kube.source import policy_entry, secret_refs
 from signgate.policy.compiled import CompiledPolicy
-from signgate.policy.crd import GROUP, PLURAL, VERSION
+from signgate.policy.model import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from signgate.signatures.authority import (
     KeyAuthority,
     KeylessAuthority,
 )
-from signgate.signatures.verify import RejectionKind
+from signgate.signatures.results import RejectionKind
 
 
 def _how_to_sign(authority: AuthorityMaterial, image: str, attestation: str | None) -> str:

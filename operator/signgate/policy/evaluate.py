@@ -11,22 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from signgate.policy.advice import attestation_advice, signature_advice
 from signgate.policy.compiled import CompiledPolicy, Mode
 from signgate.reference import Digest
 from signgate.signatures.found import Discovery
-from signgate.signatures.trusted_root import TrustedRoot
-from signgate.signatures.verify import (
+from signgate.signatures.results import (
     PreparedSignature,
     Rejection,
     RejectionKind,
     VerifiedAttestation,
     VerifiedSignature,
-    verify_attestation,
-    verify_with_authority,
 )
+from signgate.signatures.trusted_root import TrustedRoot
+from signgate.signatures.verify import verify_attestation, verify_with_authority
 
 UnmatchedAction = Literal["deny", "warn", "allow"]
 MAX_DETAILS = 4
@@ -129,20 +129,60 @@ def broken_reason(policy: CompiledPolicy) -> str:
     )
 
 
-def _attestation_problems(
+@dataclass(frozen=True, slots=True)
+class AuthorityCheck:
+    """How one authority of a policy judged the image's signatures, in the order tried."""
+
+    authority: str
+    describe: str
+    """The key's fingerprint, the keyless identity or the CA (`AuthorityMaterial.describe`)."""
+    verified: VerifiedSignature | None
+    """The signature that counted; None if none did."""
+    verified_index: int | None
+    """Its position (from 1) among the signatures found, as `Evaluation` numbers them."""
+    rejections: tuple[tuple[int, Rejection], ...]
+    """(signature position, why it did not count), for every signature tried before."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationCheck:
+    """How one required attestation of a policy was looked for, in the order tried."""
+
+    predicate_type: str
+    verified: VerifiedAttestation | None
+    verified_index: int | None
+    rejections: tuple[tuple[int, str, Rejection], ...]
+    """(signature position, authority, why it did not count)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """A policy's verdict on an image and the working behind it: every check that ran.
+
+    The engine caches the outcome; ``signgate explain`` renders the checks. Both come from the
+    one loop in `evaluate_policy`, so an explanation cannot disagree with admission.
+    """
+
+    outcome: PolicyOutcome
+    authorities: tuple[AuthorityCheck, ...] = ()
+    attestations: tuple[AttestationCheck, ...] = ()
+
+
+def _check_attestations(
     policy: CompiledPolicy,
     digest: Digest,
-    candidates: Sequence[PreparedSignature],
+    candidates: Sequence[tuple[int, PreparedSignature]],
     unusable: Sequence[Rejection],
     trusted_root: TrustedRoot | None,
     image: str,
-) -> tuple[tuple[VerifiedAttestation, ...], list[str]]:
-    found: list[VerifiedAttestation] = []
+    now: datetime,
+) -> tuple[tuple[AttestationCheck, ...], list[str]]:
+    checks: list[AttestationCheck] = []
     problems: list[str] = []
     for rule in policy.attestations:
-        rejections: list[Rejection] = []
-        verified: VerifiedAttestation | None = None
-        for signature in candidates:
+        tried: list[tuple[int, str, Rejection]] = []
+        verified: tuple[int, VerifiedAttestation] | None = None
+        for number, signature in candidates:
             for authority in rule.authorities:
                 result = verify_attestation(
                     signature,
@@ -151,16 +191,25 @@ def _attestation_problems(
                     predicate_type=rule.predicate_type,
                     trusted_root=trusted_root,
                     conditions=rule.conditions,
+                    now=now,
                 )
                 if isinstance(result, VerifiedAttestation):
-                    verified = result
+                    verified = (number, result)
                     break
-                rejections.append(result)
+                tried.append((number, authority.name, result))
             if verified is not None:
                 break
+        checks.append(
+            AttestationCheck(
+                rule.predicate_type,
+                verified[1] if verified else None,
+                verified[0] if verified else None,
+                tuple(tried),
+            )
+        )
         if verified is not None:
-            found.append(verified)
             continue
+        rejections = [rejection for _, _, rejection in tried]
         # Signatures and attestations of other types are expected company, not problems.
         relevant = [
             r
@@ -181,7 +230,7 @@ def _attestation_problems(
         problems.append(
             f"needs an attestation {rule.predicate_type} from one of [{signers}]: {detail}"
         )
-    return tuple(found), problems
+    return tuple(checks), problems
 
 
 def evaluate_policy(
@@ -191,22 +240,42 @@ def evaluate_policy(
     discoveries: Sequence[Discovery],
     prepared: Sequence[PreparedSignature | Rejection],
     trusted_root: TrustedRoot | None,
+    now: datetime,
     repository: str | None = None,
-) -> PolicyOutcome:
+) -> Evaluation:
     """Judge one image digest against one policy, given its prepared signatures.
 
-    ``repository`` is the image's ``registry/repository``, for policies that match the repository
-    named inside signatures.
+    Steps:
+
+    1. a broken policy admits nothing;
+    2. each authority (when the policy counts signatures) tries the signatures in order until
+       one verifies (`verify_with_authority`); every rejection before it is kept;
+    3. each required attestation tries every signature with each of its authorities the same way;
+    4. the policy is satisfied by ``threshold`` distinct authorities, every ``required`` one
+       among them, and every required attestation; otherwise the reason names what is missing,
+       what was found instead, and what to do.
+
+    ``prepared`` holds one entry per signature found, in discovery order: positions (from 1) in
+    the returned checks refer to it. ``repository`` is the image's ``registry/repository``, for
+    policies that match the repository named inside signatures. ``now`` is the time of the
+    admission (or ``verify`` run), read once by the caller.
     """
     if policy.error is not None:
-        return PolicyOutcome(policy.name, policy.mode, False, reason=broken_reason(policy))
+        return Evaluation(
+            PolicyOutcome(policy.name, policy.mode, False, reason=broken_reason(policy))
+        )
     verified: dict[str, VerifiedSignature] = {}
     unusable = [p for p in prepared if isinstance(p, Rejection)]
     rejections: list[Rejection] = list(unusable)
-    candidates = [p for p in prepared if isinstance(p, PreparedSignature)]
+    candidates = [
+        (number, p) for number, p in enumerate(prepared, 1) if isinstance(p, PreparedSignature)
+    ]
+    checks: list[AuthorityCheck] = []
     signature_rule_applies = policy.threshold > 0 or bool(policy.required)
     for authority in policy.authorities if signature_rule_applies else ():
-        for signature in candidates:
+        tried: list[tuple[int, Rejection]] = []
+        counted: tuple[int, VerifiedSignature] | None = None
+        for number, signature in candidates:
             result = verify_with_authority(
                 signature,
                 authority,
@@ -214,15 +283,45 @@ def evaluate_policy(
                 trusted_root=trusted_root,
                 signed_identity=policy.signed_identity,
                 repository=repository,
+                now=now,
             )
             if isinstance(result, VerifiedSignature):
+                counted = (number, result)
                 verified[authority.name] = result
                 break
+            tried.append((number, result))
             rejections.append(result)
+        checks.append(
+            AuthorityCheck(
+                authority.name,
+                authority.describe,
+                counted[1] if counted else None,
+                counted[0] if counted else None,
+                tuple(tried),
+            )
+        )
     image = f"{repository}@{digest}" if repository else digest
-    attestations, attestation_problems = _attestation_problems(
-        policy, digest, candidates, unusable, trusted_root, image
+    attestation_checks, attestation_problems = _check_attestations(
+        policy, digest, candidates, unusable, trusted_root, image, now
     )
+    outcome = _outcome(
+        policy, verified, rejections, candidates, discoveries, image, attestation_checks,
+        attestation_problems,
+    )  # fmt: skip
+    return Evaluation(outcome, tuple(checks), attestation_checks)
+
+
+def _outcome(
+    policy: CompiledPolicy,
+    verified: Mapping[str, VerifiedSignature],
+    rejections: Sequence[Rejection],
+    candidates: Sequence[tuple[int, PreparedSignature]],
+    discoveries: Sequence[Discovery],
+    image: str,
+    attestation_checks: Sequence[AttestationCheck],
+    attestation_problems: Sequence[str],
+) -> PolicyOutcome:
+    attestations = tuple(c.verified for c in attestation_checks if c.verified is not None)
     # A rejection "does not verify with key A" is noise once key B verified the same signature.
     verified_sources = {v.source for v in verified.values()}
     rejections = [
@@ -244,7 +343,9 @@ def evaluate_policy(
     parts: list[str] = []
     if not signatures_ok:
         parts.append(
-            _signature_problem(policy, verified, rejections, candidates, discoveries, image)
+            _signature_problem(
+                policy, verified, rejections, [p for _, p in candidates], discoveries, image
+            )
         )
     parts.extend(attestation_problems)
     unread = [error for d in discoveries for error in d.errors]

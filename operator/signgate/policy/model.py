@@ -2,19 +2,25 @@
 
 This is the wire format: strict (``extra="forbid"``, so a typo in a field name is an error rather
 than a silently ignored rule) and validated for everything that can be checked without key material.
-Keys and patterns are compiled separately (`signgate.policy.compile`), so that a policy with a bad
+Keys and patterns are compiled separately (`signgate.policy.compiled`), so that a policy with a bad
 key can still be indexed and reported, and its images denied with the reason.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-API_VERSION = "signgate.dev/v1alpha1"
-KIND = "TrustPolicy"
+API_VERSION: Final = "signgate.dev/v1alpha1"
+KIND: Final = "TrustPolicy"
+# The resource's names in the API (the CRD, the operator's watches and status writes, kubectl).
+GROUP, _, VERSION = API_VERSION.partition("/")  # signgate.dev, v1alpha1
+PLURAL: Final = "trustpolicies"
+SINGULAR: Final = "trustpolicy"
+SHORT_NAMES: Final = ("tp",)
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 
 AuthorityName = Annotated[
     str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

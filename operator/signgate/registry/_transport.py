@@ -1,44 +1,37 @@
-"""One HTTP exchange with a registry, done safely: TLS, auth, retries, caps, and the deadline.
+"""Registry authentication: the 401 challenge → token flow, on top of one capped, retried HTTP
+exchange (`signgate.registry._http.Exchanger`).
 
-`Transport.request` is the only place signgate talks to a registry. It:
-- picks https (verified, with a per-host CA) or, for hosts the user marked insecure, https without
-  verification falling back to plain http, as Docker does;
-- answers 401 challenges (Bearer token flow or Basic) and reuses cached tokens up front, so a warm
-  client spends no round trip on auth;
-- retries 429 (honouring Retry-After), 5xx and dropped connections, but only while the one deadline
-  of the operation allows it;
-- reads bodies with a hard byte cap, and never lets a response outlive the deadline.
+`Transport.request` is the only place signgate talks to a registry. It answers 401 challenges
+(Bearer token flow or Basic) and reuses cached tokens up front, so a warm client spends no round
+trip on auth; tokens are cached per credentials and never serve another tenant. The whole operation,
+retries included, never outlives its deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
-import logging
-import os
-import re
-import ssl
-from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
-from multidict import CIMultiDictProxy
 
-from signgate import __version__
 from signgate.deadline import Deadline
 from signgate.errors import (
     DeadlineExceededError,
     RegistryAuthError,
     RegistryError,
-    RegistryHTTPError,
-    RegistryUnavailableError,
-    ResponseTooLargeError,
     truncate,
+)
+from signgate.registry._http import (
+    Exchanger,
+    RegistryLimits,
+    RegistryOptions,
+    Response,
+    RoundTrip,
+    describe_connection_error,
+    error_detail,
 )
 from signgate.registry.auth import (
     Challenge,
@@ -48,164 +41,30 @@ from signgate.registry.auth import (
     parse_challenges,
 )
 
-log = logging.getLogger(__name__)
-
-USER_AGENT = f"signgate/{__version__}"
-_CHUNK = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryLimits:
-    """Caps on everything fetched from a registry; one place to tune them."""
-
-    max_manifest_bytes: int = 4 * 1024 * 1024
-    """Manifests, indexes and referrers pages."""
-    max_blob_bytes: int = 1024 * 1024
-    """Signature payloads and bundles (cosign allows 128 MiB; no real signature nears 1 MiB)."""
-    max_token_response_bytes: int = 64 * 1024
-    max_error_body_bytes: int = 4 * 1024
-    max_layers_per_manifest: int = 128
-    """cosign appends up to 1000 signature layers; past this cap the manifest is refused."""
-    max_referrers: int = 256
-    max_referrer_pages: int = 8
-    max_attempts: int = 4
-    """Attempts per request for 429, 5xx and dropped connections (the deadline still rules)."""
-    max_redirects: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryOptions:
-    """How to reach registries: TLS trust, insecure hosts, credentials and limits."""
-
-    insecure_hosts: frozenset[str] = frozenset()
-    """``host[:port]`` values allowed plain HTTP and unverified TLS (``--insecure-registry``)."""
-    ca_files: Mapping[str, str] = field(default_factory=dict)
-    """Extra CA bundle (PEM file) per ``host[:port]``, added to the system trust store."""
-    credentials: CredentialStore = field(default_factory=CredentialStore.empty)
-    limits: RegistryLimits = field(default_factory=RegistryLimits)
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """A fully read response (the body is within its cap)."""
-
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    url: str
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-_RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")
-
-
-def describe_connection_error(exc: Exception) -> str:
-    """A short, human reason for a connection failure (aiohttp's own text names internals)."""
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "host name not found (DNS)"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        os_error = exc.os_error
-        # asyncio's strerror is "Connect call failed ('1.2.3.4', 5000)": name the errno instead.
-        errno = None if isinstance(os_error, ssl.SSLError) else os_error.errno
-        reason = (
-            (os.strerror(errno) if errno else None)
-            or os_error.strerror
-            or str(os_error)
-            or type(os_error).__name__
-        )
-        return f"{reason} (connecting to {exc.host}:{exc.port})"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        # aiohttp says "<ContentLengthError: 400, …>", as if the registry had answered 400.
-        text = str(exc)
-        how = "reset" if "ConnectionResetError" in text else "closed"
-        received = _RECEIVED.search(text)
-        if received:
-            return f"connection {how} after {received[1]} of {received[2]} body bytes"
-        return f"connection {how} before the response body was complete"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "connection closed without a complete answer"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def error_detail(body: bytes) -> str:
-    """The human part of a distribution error body, or the start of whatever else it is."""
-    try:
-        doc = json.loads(body)
-        errors = doc.get("errors") if isinstance(doc, dict) else None
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            first = errors[0]
-            return truncate(f"{first.get('code', '')} {first.get('message', '')}".strip())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        pass
-    return truncate(body.decode("utf-8", "replace"))
-
 
 class Transport:
-    """HTTP to registries; holds the session, TLS contexts, auth state and token cache."""
+    """Authenticated requests to registries; holds the auth state and token cache."""
 
-    def __init__(self, options: RegistryOptions, *, session: aiohttp.ClientSession | None = None):
+    def __init__(self, options: RegistryOptions, *, round_trip: RoundTrip | None = None):
         self.options = options
-        self._session = session
-        self._owns_session = session is None
-        self._ssl_contexts: dict[str, ssl.SSLContext | bool] = {}
-        self._schemes: dict[str, str] = {}
+        self.http = Exchanger(options, round_trip)
         self._challenges: dict[str, Challenge] = {}
         self._tokens = TokenCache()
         self._token_locks: dict[tuple[str, str, str, str], asyncio.Lock] = {}
-        self.requests_sent = 0
-        self.responses: Counter[str] = Counter()
-        """Answers by HTTP status ("200", "429", ...), and "error" for no answer (metrics)."""
+
+    @property
+    def requests_sent(self) -> int:
         """Every HTTP request sent, token requests included (benchmarks and tests read it)."""
+        return self.http.requests_sent
+
+    @property
+    def responses(self) -> Mapping[str, int]:
+        """Answers by HTTP status ("200", "429", ...), and "error" for no answer (metrics)."""
+        return self.http.responses
 
     async def close(self) -> None:
-        """Close the session if this transport created it."""
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=64, ttl_dns_cache=60),
-                headers={"User-Agent": USER_AGENT},
-                auto_decompress=False,
-            )
-        return self._session
-
-    def is_insecure(self, host: str) -> bool:
-        """Whether the user allowed plain HTTP and unverified TLS for ``host``."""
-        return host.lower() in self.options.insecure_hosts
-
-    def _ssl_for(self, host: str, *, fallback_host: str | None = None) -> ssl.SSLContext | bool:
-        key = host.lower()
-        if self.is_insecure(key):
-            return False
-        if key not in self._ssl_contexts:
-            ca_file = self.options.ca_files.get(key)
-            if ca_file is None and fallback_host is not None:
-                ca_file = self.options.ca_files.get(fallback_host.lower())
-            context = ssl.create_default_context()
-            if ca_file is not None:
-                try:
-                    context.load_verify_locations(cafile=ca_file)
-                except (OSError, ssl.SSLError) as exc:
-                    raise RegistryUnavailableError(
-                        f"cannot load CA bundle {ca_file} for {host}: {exc}"
-                    ) from exc
-            self._ssl_contexts[key] = context
-        return self._ssl_contexts[key]
+        """Release connections."""
+        await self.http.close()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -316,7 +175,9 @@ class Transport:
         realm_host = parts.netloc.lower()
         if parts.scheme not in ("https", "http") or not realm_host:
             raise RegistryAuthError(f"{host} named an invalid token realm {truncate(realm, 100)!r}")
-        if parts.scheme == "http" and not (self.is_insecure(host) or self.is_insecure(realm_host)):
+        if parts.scheme == "http" and not (
+            self.http.is_insecure(host) or self.http.is_insecure(realm_host)
+        ):
             raise RegistryAuthError(
                 f"{host} named a plain-http token realm {realm_host}; refusing to send credentials"
                 " without TLS (mark the host with --insecure-registry to allow it)"
@@ -342,31 +203,34 @@ class Transport:
             if data is not None
             else f"{realm}{'&' if '?' in realm else '?'}{urlencode(params)}"
         )
-        ssl_ctx = self._ssl_for(realm_host, fallback_host=host)
+        tls = self.http.ssl_for(realm_host, fallback_host=host)
         limit = self.options.limits.max_token_response_bytes
         for attempt in range(1, self.options.limits.max_attempts + 1):
-            self.requests_sent += 1
             try:
-                async with self._client().request(
-                    method, url, headers=headers, data=data, ssl=ssl_ctx, allow_redirects=False
-                ) as resp:
-                    self.responses[str(resp.status)] += 1
-                    body = await self._read_capped(resp, limit, url)
-                    status = resp.status
-                    retry_after = resp.headers.get("Retry-After")
+                response = await self.http.once(
+                    method,
+                    url,
+                    headers=headers,
+                    tls=tls,
+                    max_bytes=limit,
+                    error_bytes=None,
+                    max_redirects=0,
+                    data=data,
+                )
             except aiohttp.ClientError as exc:
-                self.responses["error"] += 1
                 if attempt < self.options.limits.max_attempts:
-                    await self._backoff(
+                    await self.http.backoff(
                         attempt, None, deadline, realm, "token endpoint unreachable"
                     )
                     continue
                 raise RegistryAuthError(
                     f"token endpoint {realm_host} unreachable: {describe_connection_error(exc)}"
                 ) from exc
+            status, body = response.status, response.body
+            retry_after = response.headers.get("Retry-After")
             if (status == 429 or status >= 500) and attempt < self.options.limits.max_attempts:
                 why = f"token endpoint answered HTTP {status}"
-                await self._backoff(attempt, retry_after, deadline, realm, why)
+                await self.http.backoff(attempt, retry_after, deadline, realm, why)
                 continue
             if status == 429 or status >= 500:
                 raise RegistryAuthError(
@@ -414,7 +278,9 @@ class Transport:
         store: CredentialStore,
     ) -> Response:
         authorization = await self._authorization(host, repository, deadline, store, refresh=False)
-        response = await self._send(method, host, path, deadline, accept, max_bytes, authorization)
+        response = await self.http.send(
+            method, host, path, deadline, accept, max_bytes, authorization
+        )
         if response.status == 401:
             challenges = parse_challenges(",".join(response.headers.getall("WWW-Authenticate", [])))
             usable = [c for c in challenges if c.scheme in ("bearer", "basic")]
@@ -425,7 +291,7 @@ class Transport:
             authorization = await self._authorization(
                 host, repository, deadline, store, refresh=had_auth
             )
-            response = await self._send(
+            response = await self.http.send(
                 method, host, path, deadline, accept, max_bytes, authorization
             )
             if response.status == 401:
@@ -454,155 +320,6 @@ class Transport:
                 f"{host} denied access to {repository} (HTTP 403: {error_detail(response.body)})"
             )
         return response
-
-    def _url(self, scheme: str, host: str, path: str) -> str:
-        if path.startswith(("https://", "http://")):
-            return path
-        return f"{scheme}://{host}/v2/{path}"
-
-    async def _send(
-        self,
-        method: str,
-        host: str,
-        path: str,
-        deadline: Deadline,
-        accept: tuple[str, ...],
-        max_bytes: int,
-        authorization: str | None,
-    ) -> Response:
-        headers: dict[str, str] = {}
-        if accept:
-            headers["Accept"] = ", ".join(accept)
-        if authorization:
-            headers["Authorization"] = authorization
-        limits = self.options.limits
-        attempt = 0
-        while True:
-            attempt += 1
-            scheme = self._schemes.get(host, "https")
-            url = self._url(scheme, host, path)
-            try:
-                response = await self._exchange(method, url, host, headers, max_bytes)
-            except aiohttp.ClientConnectorCertificateError as exc:
-                raise RegistryUnavailableError(
-                    f"TLS certificate of {host} is not trusted ({exc.certificate_error}); "
-                    "configure its CA, or --insecure-registry for a test registry"
-                ) from exc
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                if (
-                    self.is_insecure(host)
-                    and scheme == "https"
-                    and self._schemes.get(host) != "https"
-                ):
-                    # Docker's rule for insecure registries: try TLS, then plain HTTP. (Another
-                    # request may have found that out already; "https" is only set on success.)
-                    self._schemes[host] = "http"
-                    continue
-                why = describe_connection_error(exc)
-                # A name that does not resolve will not resolve in 250 ms either.
-                retryable = not isinstance(exc, aiohttp.ClientConnectorDNSError)
-                if retryable and attempt < limits.max_attempts:
-                    await self._backoff(attempt, None, deadline, url, f"connection failed: {why}")
-                    continue
-                # Connected and then cut off is not "cannot reach": say which it was.
-                failed = (
-                    "cannot reach"
-                    if isinstance(exc, aiohttp.ClientConnectorError)
-                    else "lost the connection to"
-                )
-                raise RegistryUnavailableError(f"{failed} {host}: {why}") from exc
-            if self.is_insecure(host):
-                self._schemes.setdefault(host, scheme)
-            if response.status == 429 or response.status >= 500:
-                if attempt < limits.max_attempts:
-                    why = f"HTTP {response.status}"
-                    retry_after = response.headers.get("Retry-After")
-                    await self._backoff(attempt, retry_after, deadline, url, why)
-                    continue
-                what = "rate limited" if response.status == 429 else "server error"
-                detail = error_detail(response.body)
-                raise RegistryHTTPError(
-                    url,
-                    response.status,
-                    f"{what} after {attempt} attempts" + (f": {detail}" if detail else ""),
-                )
-            return response
-
-    async def _exchange(
-        self, method: str, url: str, host: str, headers: dict[str, str], max_bytes: int
-    ) -> Response:
-        self.requests_sent += 1
-        try:
-            return await self._exchange_counted(method, url, host, headers, max_bytes)
-        except aiohttp.ClientError:
-            self.responses["error"] += 1
-            raise
-
-    async def _exchange_counted(
-        self, method: str, url: str, host: str, headers: dict[str, str], max_bytes: int
-    ) -> Response:
-        async with self._client().request(
-            method,
-            url,
-            headers=headers,
-            ssl=self._ssl_for(host),
-            max_redirects=self.options.limits.max_redirects,
-        ) as resp:
-            self.responses[str(resp.status)] += 1
-            if resp.status >= 400:
-                body = await self._read_capped(
-                    resp, self.options.limits.max_error_body_bytes, url, truncate_ok=True
-                )
-            elif method == "HEAD":
-                body = b""
-            else:
-                body = await self._read_capped(resp, max_bytes, url)
-            return Response(resp.status, resp.headers, body, str(resp.url))
-
-    @staticmethod
-    async def _read_capped(
-        resp: aiohttp.ClientResponse, limit: int, url: str, *, truncate_ok: bool = False
-    ) -> bytes:
-        declared = resp.content_length
-        if declared is not None and declared > limit and not truncate_ok:
-            raise ResponseTooLargeError(
-                f"{url.split('?')[0]}: response of {declared} bytes exceeds the {limit}-byte limit"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await resp.content.read(_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limit:
-                if truncate_ok:
-                    chunks.append(chunk[: limit - (size - len(chunk))])
-                    break
-                raise ResponseTooLargeError(
-                    f"{url.split('?')[0]}: response exceeds the {limit}-byte limit"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def _backoff(
-        self, attempt: int, retry_after: str | None, deadline: Deadline, url: str, why: str
-    ) -> None:
-        delay = _retry_after_seconds(retry_after)
-        if delay is None:
-            delay = min(0.25 * 2 ** (attempt - 1), 2.0)
-        remaining = deadline.remaining()
-        where = url.split("?")[0]
-        if delay >= remaining:
-            if retry_after is not None:
-                raise RegistryHTTPError(
-                    where,
-                    429,
-                    f"{why}; Retry-After {delay:.0f}s is past the deadline ({remaining:.1f}s left)",
-                )
-            raise RegistryUnavailableError(f"{where}: {why}; no time left in the deadline to retry")
-        log.info("%s: %s; retrying in %.2fs (attempt %d)", where, why, delay, attempt + 1)
-        await asyncio.sleep(delay)
 
 
 __all__ = [

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
-import aiohttp
-
 from signgate.deadline import Deadline
 from signgate.errors import (
     DigestMismatchError,
@@ -26,7 +24,8 @@ from signgate.errors import (
     RegistryHTTPError,
 )
 from signgate.reference import Digest, ImageReference, parse_digest
-from signgate.registry._transport import RegistryOptions, Response, Transport, error_detail
+from signgate.registry._http import RegistryOptions, Response, RoundTrip, error_detail
+from signgate.registry._transport import Transport
 from signgate.registry.auth import CredentialStore
 from signgate.registry.oci import (
     ALL_MANIFEST_MEDIA_TYPES,
@@ -99,10 +98,11 @@ class RegistryClient:
         self,
         options: RegistryOptions | None = None,
         *,
-        session: aiohttp.ClientSession | None = None,
+        round_trip: RoundTrip | None = None,
     ) -> None:
+        """``round_trip`` replaces the network (an in-memory registry in unit tests)."""
         self.options = options or RegistryOptions()
-        self._transport = Transport(self.options, session=session)
+        self._transport = Transport(self.options, round_trip=round_trip)
         self._no_referrers_api: dict[str, float] = {}
         """Hosts whose referrers API answered "not supported", until when (monotonic time)."""
 

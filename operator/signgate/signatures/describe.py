@@ -13,9 +13,9 @@ from signgate.errors import SigngateError
 from signgate.signatures.certificate import parse_signing_certificate
 from signgate.signatures.dsse import parse_statement
 from signgate.signatures.found import COSIGN_SIGNATURE_PREDICATE, FoundSignature, UnusableSignature
+from signgate.signatures.results import ClaimKind, PreparedSignature, Rejection
 from signgate.signatures.simplesigning import parse_simple_signing
 from signgate.signatures.tlog import TlogEntry, parse_cosign_bundle_annotation
-from signgate.signatures.verify import ClaimKind, PreparedSignature, Rejection
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -241,14 +240,3 @@ def trusted_root_from_rekor_key(pem: bytes) -> TrustedRoot:
         raise KeyFormatError(f"a Rekor v1 key must be ECDSA, found {key.algorithm}")
     log = TransparencyLogKey(key.key_id, key, "", FOREVER_START, None)
     return TrustedRoot(tlogs=(log,))
-
-
-PUBLIC_GOOD_RESOURCE = "public-good-trusted-root.json"
-"""The Sigstore public-good ``trusted_root.json`` shipped with signgate (the TUF target of
-tuf-repo-cdn.sigstore.dev as of its release): the default wherever no root is configured."""
-
-
-def default_trusted_root() -> TrustedRoot:
-    """The public-good trusted root shipped in the package (read from the package, no network)."""
-    data = resources.files("signgate.data").joinpath(PUBLIC_GOOD_RESOURCE).read_bytes()
-    return load_trusted_root(data)

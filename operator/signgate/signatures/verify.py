@@ -9,13 +9,10 @@ it, the transparency-log entry must verify against the trusted root.
 
 from __future__ import annotations
 
-import binascii
 import hashlib
-from base64 import b64decode
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -30,7 +27,6 @@ from signgate.errors import (
     truncate,
 )
 from signgate.reference import Digest, parse_reference
-from signgate.signatures import _json, _pem
 from signgate.signatures.authority import (
     AuthorityMaterial,
     CertificateAuthorityAuthority,
@@ -38,7 +34,6 @@ from signgate.signatures.authority import (
     KeyAuthority,
     SignedIdentityRule,
 )
-from signgate.signatures.bundle import SigstoreBundle, parse_bundle
 from signgate.signatures.certificate import (
     CertificateError,
     SigningCertificate,
@@ -47,270 +42,26 @@ from signgate.signatures.certificate import (
     verify_fulcio,
     verify_with_ca_pool,
 )
-from signgate.signatures.dsse import (
-    IN_TOTO_PAYLOAD_TYPE,
-    DsseEnvelope,
-    InTotoStatement,
-    parse_envelope,
-    parse_statement,
-)
-from signgate.signatures.found import (
-    ANNOTATION_BUNDLE,
-    ANNOTATION_CERTIFICATE,
-    ANNOTATION_RFC3161,
-    COSIGN_SIGNATURE_PREDICATE,
-    BundleSignature,
-    FoundSignature,
-    LegacySignature,
-    SignatureFormat,
-    UnusableSignature,
-)
+from signgate.signatures.dsse import InTotoStatement, parse_statement
+from signgate.signatures.found import COSIGN_SIGNATURE_PREDICATE
 from signgate.signatures.keys import PublicKey
 from signgate.signatures.predicate import PredicateCondition, first_failure
+from signgate.signatures.results import (
+    ClaimKind,
+    PreparedSignature,
+    Rejection,
+    RejectionKind,
+    VerifiedAttestation,
+    VerifiedSignature,
+)
 from signgate.signatures.simplesigning import SimpleSigningPayload, parse_simple_signing
-from signgate.signatures.timestamp import parse_cosign_timestamp_annotation, verify_rfc3161
+from signgate.signatures.timestamp import verify_rfc3161
 from signgate.signatures.tlog import (
     VerifiedTlogEntry,
     parse_cosign_bundle_annotation,
     verify_tlog_entry,
 )
 from signgate.signatures.trusted_root import TrustedRoot
-
-MIN_BUNDLE_VERSION = (0, 3)
-
-
-class RejectionKind(StrEnum):
-    """Why a signature did not count, in words a metric label or a test can use."""
-
-    MALFORMED = "malformed"
-    UNKNOWN_KEY = "unknown-key"
-    WRONG_DIGEST = "wrong-digest"
-    NOT_A_SIGNATURE = "not-a-signature"
-    TLOG = "tlog"
-    UNSUPPORTED = "unsupported"
-    WRONG_IDENTITY = "wrong-identity"
-    NOT_AN_ATTESTATION = "not-an-attestation"
-    OTHER_PREDICATE = "other-predicate"
-    CERTIFICATE = "certificate"
-    WRONG_SIGNER = "wrong-signer"
-    CONDITION = "condition"
-
-
-class ClaimKind(StrEnum):
-    """What a signature's signed bytes claim, and so how the claim binds to an image digest."""
-
-    SIMPLE_SIGNING = "simple-signing"
-    """A simple-signing payload naming ``docker-manifest-digest``."""
-    IN_TOTO = "in-toto"
-    """A DSSE envelope over an in-toto statement whose subject names the digest."""
-    MESSAGE_DIGEST = "message-digest"
-    """A bundle ``messageSignature`` over the image manifest itself (no statement)."""
-
-
-@dataclass(frozen=True, slots=True)
-class VerifiedSignature:
-    """A signature that counts for ``authority``."""
-
-    authority: str
-    signer: str
-    format: SignatureFormat
-    source: str
-    tlog_index: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VerifiedAttestation:
-    """An attestation of ``predicate_type`` that counts for ``authority``."""
-
-    authority: str
-    signer: str
-    predicate_type: str
-    format: SignatureFormat
-    source: str
-    tlog_index: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A signature that does not count, and why."""
-
-    source: str
-    kind: RejectionKind
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedSignature:
-    """A signature decoded once, ready to be checked against any number of authorities."""
-
-    source: str
-    format: SignatureFormat
-    claim: ClaimKind
-    signature: bytes
-    signed_bytes: bytes | None
-    """What the signature covers: the simple-signing payload or the DSSE PAE; None for
-    `ClaimKind.MESSAGE_DIGEST`, whose signature covers the image digest being checked."""
-    payload: bytes
-    """The claim to read once the signature verifies (payload or in-toto statement)."""
-    bundle: SigstoreBundle | None = None
-    legacy_tlog_annotation: str | None = None
-    certificate: bytes | None = None
-    """DER of the signing certificate that travels with the signature (keyless); untrusted."""
-    timestamps: tuple[bytes, ...] = ()
-    """RFC 3161 timestamps (DER) that travel with the signature; untrusted until verified."""
-    timestamped: bytes = b""
-    """What the timestamps' message imprint covers: the raw signature, or for a legacy ``.att``
-    layer the layer blob (cosign-formats §1.2)."""
-
-
-def _decode_signature(text: str | None, source: str) -> bytes | Rejection:
-    if text is None or text == "":
-        return Rejection(
-            source, RejectionKind.NOT_A_SIGNATURE, "layer has no cosign signature annotation"
-        )
-    # Go's base64 decoder skips CR and LF, and `cosign attach signature` stores the file it is
-    # given verbatim: a signature saved by `cosign sign-blob` ends with a newline.
-    try:
-        return b64decode(text.replace("\r", "").replace("\n", ""), validate=True)
-    except (binascii.Error, ValueError):
-        return Rejection(source, RejectionKind.MALFORMED, "signature annotation is not base64")
-
-
-def prepare(found: FoundSignature) -> PreparedSignature | Rejection:
-    """Decode a discovered signature; malformed input becomes a `Rejection`, never an exception."""
-    if isinstance(found, UnusableSignature):
-        return Rejection(found.source, RejectionKind.MALFORMED, found.reason)
-    if isinstance(found, LegacySignature):
-        certificate = _annotation_certificate(found)
-        if isinstance(certificate, Rejection):
-            return certificate
-        if found.format is SignatureFormat.LEGACY_ATTESTATION:
-            prepared = _prepare_legacy_attestation(found)
-        else:
-            signature = _decode_signature(found.signature_b64, found.source)
-            if isinstance(signature, Rejection):
-                return signature
-            prepared = PreparedSignature(
-                source=found.source,
-                format=found.format,
-                claim=ClaimKind.SIMPLE_SIGNING,
-                signature=signature,
-                signed_bytes=found.payload,
-                payload=found.payload,
-            )
-        if isinstance(prepared, Rejection):
-            return prepared
-        timestamps = _annotation_timestamps(found)
-        if isinstance(timestamps, Rejection):
-            return timestamps
-        attestation = found.format is SignatureFormat.LEGACY_ATTESTATION
-        return replace(
-            prepared,
-            legacy_tlog_annotation=found.annotations.get(ANNOTATION_BUNDLE),
-            certificate=certificate,
-            timestamps=timestamps,
-            timestamped=found.payload if attestation else prepared.signature,
-        )
-    return _prepare_bundle(found)
-
-
-def _annotation_timestamps(found: LegacySignature) -> tuple[bytes, ...] | Rejection:
-    text = found.annotations.get(ANNOTATION_RFC3161)
-    if not text:
-        return ()
-    try:
-        return (parse_cosign_timestamp_annotation(text),)
-    except SignatureError as exc:
-        return Rejection(found.source, RejectionKind.MALFORMED, f"timestamp annotation: {exc}")
-
-
-def _annotation_certificate(found: LegacySignature) -> bytes | Rejection | None:
-    # The chain annotation is never read: trust comes from the trusted root's CA chains.
-    text = found.annotations.get(ANNOTATION_CERTIFICATE)
-    if not text:
-        return None
-    try:
-        return _pem.read_single_block(
-            text, labels=("CERTIFICATE",), what="certificate annotation", error=SignatureError
-        ).der
-    except SignatureError as exc:
-        return Rejection(found.source, RejectionKind.MALFORMED, str(exc))
-
-
-def _prepare_dsse(
-    envelope: DsseEnvelope, source: str, fmt: SignatureFormat, bundle: SigstoreBundle | None
-) -> PreparedSignature | Rejection:
-    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE:
-        return Rejection(
-            source,
-            RejectionKind.NOT_A_SIGNATURE,
-            f"DSSE payload type is {envelope.payload_type!r}, not an in-toto statement",
-        )
-    if len(envelope.signatures) != 1:
-        return Rejection(
-            source,
-            RejectionKind.MALFORMED,
-            f"DSSE envelope has {len(envelope.signatures)} signatures (exactly 1 expected)",
-        )
-    return PreparedSignature(
-        source=source,
-        format=fmt,
-        claim=ClaimKind.IN_TOTO,
-        signature=envelope.signatures[0],
-        signed_bytes=envelope.pae(),
-        payload=envelope.payload,
-        bundle=bundle,
-    )
-
-
-def _prepare_legacy_attestation(found: LegacySignature) -> PreparedSignature | Rejection:
-    # The layer's own signature annotation is "" by design: the signature is in the envelope.
-    try:
-        envelope = parse_envelope(
-            _json.loads(found.payload, what="DSSE envelope", error=BundleFormatError)
-        )
-    except BundleFormatError as exc:
-        return Rejection(found.source, RejectionKind.MALFORMED, f"invalid DSSE envelope: {exc}")
-    return _prepare_dsse(envelope, found.source, found.format, None)
-
-
-def _prepare_bundle(found: BundleSignature) -> PreparedSignature | Rejection:
-    try:
-        bundle = parse_bundle(found.raw)
-    except BundleFormatError as exc:
-        return Rejection(found.source, RejectionKind.MALFORMED, f"invalid sigstore bundle: {exc}")
-    if bundle.version < MIN_BUNDLE_VERSION:
-        # cosign reads OCI-attached bundles only from v0.3 on; older ones are not cosign's.
-        return Rejection(
-            found.source,
-            RejectionKind.UNSUPPORTED,
-            f"sigstore bundle v{bundle.version[0]}.{bundle.version[1]} (need v0.3 or later)",
-        )
-    if bundle.dsse is not None:
-        prepared = _prepare_dsse(bundle.dsse, found.source, SignatureFormat.BUNDLE, bundle)
-        if isinstance(prepared, Rejection):
-            return prepared
-        return replace(
-            prepared,
-            certificate=bundle.certificate_chain[0] if bundle.certificate_chain else None,
-            timestamps=bundle.rfc3161_timestamps,
-            timestamped=prepared.signature,
-        )
-    message = bundle.message_signature
-    if message is None:  # parse_bundle guarantees one of the two; stay closed anyway
-        return Rejection(found.source, RejectionKind.MALFORMED, "bundle has no signature")
-    return PreparedSignature(
-        source=found.source,
-        format=SignatureFormat.BUNDLE,
-        claim=ClaimKind.MESSAGE_DIGEST,
-        signature=message.signature,
-        signed_bytes=None,
-        payload=b"",
-        bundle=bundle,
-        certificate=bundle.certificate_chain[0] if bundle.certificate_chain else None,
-        timestamps=bundle.rfc3161_timestamps,
-        timestamped=message.signature,
-    )
 
 
 def _verify_prehashed_sha256(key: PublicKey, signature: bytes, digest: bytes) -> bool:
@@ -573,7 +324,7 @@ def _check_signer(
     signer: _Signer,
     digest: Digest,
     trusted_root: TrustedRoot | None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> int | Rejection | None:
     """The transparency log (when required) and, for certificates, the chain at signing time.
 
@@ -644,12 +395,12 @@ def _check_ca_certificate(
     authority: CertificateAuthorityAuthority,
     cert: SigningCertificate,
     entry: VerifiedTlogEntry | None,
-    now: datetime | None,
+    now: datetime,
 ) -> int | Rejection | None:
     # Your own PKI issues certificates that outlive a signature: without a logged time, the
     # certificate must be valid now (cosign --certificate-chain does the same).
     logged = entry.integrated_time if entry is not None else None
-    when = datetime.fromtimestamp(logged, UTC) if logged is not None else now or datetime.now(UTC)
+    when = datetime.fromtimestamp(logged, UTC) if logged is not None else now
     try:
         verify_with_ca_pool(cert, authority.certificates, when)
     except CertificateError as exc:
@@ -676,12 +427,23 @@ def verify_with_authority(
     trusted_root: TrustedRoot | None,
     signed_identity: SignedIdentityRule = _ANY_IDENTITY,
     repository: str | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> VerifiedSignature | Rejection:
     """Check one prepared signature against one authority for the image ``digest``.
 
-    ``repository`` (the image's ``registry/repository``) is needed when ``signed_identity``
-    matches the image's own repository.
+    Steps, each ending in a `Rejection` that says why when it fails:
+
+    1. the signature verifies over the exact fetched bytes with the authority's key, or (keyless,
+       your own CA) with the key of the certificate that travels with it;
+    2. only then is its claim read: it must name ``digest``, be a signature rather than an
+       attestation, and match ``signed_identity`` (``repository``, the image's
+       ``registry/repository``, is needed when that rule names the image's own repository);
+    3. the transparency-log entry verifies against ``trusted_root``, when the authority requires it;
+    4. a certificate chains to a trusted CA at a trusted signing time (the log's, or an RFC 3161
+       timestamp's; for your own CA with neither, at ``now``) and names the expected identity.
+
+    ``now`` is read once per admission (or ``verify`` run) by the engine and passed down: nothing
+    in the verification core reads the clock.
     """
     signer = _authenticate(prepared, authority, digest, "signature")
     if isinstance(signer, Rejection):
@@ -709,7 +471,7 @@ def verify_attestation(
     predicate_type: str,
     trusted_root: TrustedRoot | None,
     conditions: Sequence[PredicateCondition] = (),
-    now: datetime | None = None,
+    now: datetime,
 ) -> VerifiedAttestation | Rejection:
     """Check that ``prepared`` is an attestation of ``predicate_type`` about ``digest``, signed
     by ``authority`` (``cosign verify-attestation --type``)."""

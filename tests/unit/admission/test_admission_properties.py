@@ -25,7 +25,7 @@ from signgate.admission import (
     pin_patch,
     review_response,
 )
-from signgate.admission.patch import split_pointer
+from signgate.admission.pointer import split_pointer
 from signgate.admission.review import (
     MAX_AUDIT_VALUE_BYTES,
     MAX_MESSAGE_BYTES,

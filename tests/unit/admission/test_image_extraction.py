@@ -24,7 +24,7 @@ from signgate.admission import (
     new_images,
     parse_review,
 )
-from signgate.admission.patch import split_pointer
+from signgate.admission.pointer import split_pointer
 from signgate.errors import AdmissionRequestError
 
 FULL_SPEC = pod_spec(

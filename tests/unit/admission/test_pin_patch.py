@@ -18,7 +18,7 @@ from admission_testkit import (
 )
 
 from signgate.admission import apply_patch, extract_images, parse_review, pin_patch
-from signgate.admission.patch import split_pointer
+from signgate.admission.pointer import split_pointer
 from signgate.errors import InvalidReferenceError, PatchError
 
 PINNED = f"ghcr.io/acme/proxy:2@{OTHER_DIGEST}"

@@ -6,10 +6,10 @@ from typing import Any
 
 from signgate.admission.decide import decide_review
 from signgate.admission.review import parse_review
+from signgate.engine.verifier import Verifier
 from signgate.kube.handlers import MAX_CONDITION_MESSAGE, policy_status
 from signgate.kube.source import ClusterPolicySource, policy_entry
 from signgate.registry import RegistryClient
-from signgate.verifier import Verifier
 from support import reviews
 
 PEM = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,7 +22,7 @@ from signgate.policy.evaluate import evaluate_policy
 from signgate.signatures.authority import CertificateIdentity
 from signgate.signatures.found import Discovery
 from signgate.signatures.keys import PublicKey
-from signgate.signatures.verify import RejectionKind as K
+from signgate.signatures.results import RejectionKind as K
 
 IMAGE = "registry.example.com/app@sha256:" + "a" * 64
 KEY = PublicKey.from_key(ec.generate_private_key(ec.SECP256R1()).public_key())
@@ -90,7 +91,8 @@ def test_an_unsigned_images_denial_names_what_was_found_and_what_to_do() -> None
         prepared=[],
         trusted_root=None,
         repository="registry.example.com/app",
-    )
+        now=datetime.now(UTC),
+    ).outcome
     assert not outcome.satisfied
     reason = outcome.reason
     assert reason.startswith("TrustPolicy 'prod' needs valid signatures from 1 of [release]")

@@ -20,15 +20,14 @@ from jsonschema import Draft4Validator
 from pydantic import BaseModel, Field, ValidationError
 
 from signgate.cli import main
-from signgate.policy.crd import (
-    CRD_NAME,
+from signgate.policy.generate.crd import (
     HEADER,
     CRDSchemaError,
     render_crd,
     structural_schema,
     trust_policy_crd,
 )
-from signgate.policy.model import TrustPolicy
+from signgate.policy.model import CRD_NAME, TrustPolicy
 
 ROOT = Path(__file__).resolve().parents[3]
 COMMITTED = ROOT / "deploy" / "crds" / f"{CRD_NAME}.yaml"

@@ -1,7 +1,7 @@
 """Fixtures for the signature-core tests: the real vectors, fresh keys, and in-memory logs.
 
-The vectors (``/work/shared/vectors``, see its MANIFEST.md) were made by cosign and other Sigstore
-clients; helpers that are not fixtures live in ``signatures_testkit.py``.
+The vectors (vendored in ``tests/vectors/data``, see its README.md) were made by cosign and other
+Sigstore clients; helpers that are not fixtures live in ``signatures_testkit.py``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from signatures_testkit import CONFORMANCE, CONTAINERS, PRODUCTION_ROOT, FakeLog, LegacyLayer
 
-from signgate.signatures.cosign_key import SigningKey
 from signgate.signatures.trusted_root import TrustedRoot, load_trusted_root
+from support.cosign_key import SigningKey
 
 
 @pytest.fixture(scope="session")

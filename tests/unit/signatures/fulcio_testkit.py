@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from signatures_testkit import FakeLog, hashedrekord_body
 
-from signgate.signatures.cosign_key import SigningKey, sign
 from signgate.signatures.dsse import IN_TOTO_PAYLOAD_TYPE, pae
 from signgate.signatures.found import (
     ANNOTATION_BUNDLE,
@@ -42,6 +41,7 @@ from signgate.signatures.found import (
 )
 from signgate.signatures.keys import PublicKey
 from signgate.signatures.trusted_root import CertificateAuthority, TransparencyLogKey, TrustedRoot
+from support.cosign_key import SigningKey, sign
 
 OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OID_ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from signgate.signatures.cosign_key import SigningKey, sign
 from signgate.signatures.keys import PublicKey
 from signgate.signatures.tlog import InclusionProof, TlogEntry
 from signgate.signatures.trusted_root import TransparencyLogKey, TrustedRoot
+from support.cosign_key import SigningKey, sign
 
 CONFORMANCE = "sigstore-conformance/test/assets/bundle-verify"
 CONTAINERS = "containers-image/signature"

@@ -1,4 +1,4 @@
-"""signgate.signatures.cosign_key: cosign's encrypted private keys and the cosign-style signer."""
+"""support.cosign_key: cosign's encrypted private keys and the cosign-style signer."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from signgate.errors import KeyFormatError
 from signgate.signatures import _pem
-from signgate.signatures.cosign_key import (
+from signgate.signatures.keys import PublicKey
+from support.cosign_key import (
     SigningKey,
     encrypt_cosign_private_key,
     load_cosign_private_key,
     sign,
 )
-from signgate.signatures.keys import PublicKey
 
 KEYS = "sigstore-rs/tests/data/keys"
-# From MANIFEST.md: the public key of cosign_generated_encrypted_empty_private.key.
+# From tests/vectors/data/README.md: the public key of cosign_generated_encrypted_empty_private.key.
 COSIGN_GENERATED_PUBLIC = (
     "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEGmsWpZNuu+SUX70n3lVK4JLsaoV7T+rhea2rQUu29EQiatoLB06QdsmSd+"
     "GsQGlQzfcDtsKPzb+B2zLggrWZjg=="

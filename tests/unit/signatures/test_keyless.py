@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -40,7 +40,6 @@ from signgate.signatures.authority import (
     KeyAuthority,
     KeylessAuthority,
 )
-from signgate.signatures.cosign_key import sign
 from signgate.signatures.found import (
     ANNOTATION_BUNDLE,
     ANNOTATION_CERTIFICATE,
@@ -50,17 +49,17 @@ from signgate.signatures.found import (
     SignatureFormat,
 )
 from signgate.signatures.keys import PublicKey
-from signgate.signatures.trusted_root import TrustedRoot
-from signgate.signatures.verify import (
+from signgate.signatures.prepare import prepare
+from signgate.signatures.results import (
     PreparedSignature,
     Rejection,
     RejectionKind,
     VerifiedAttestation,
     VerifiedSignature,
-    prepare,
-    verify_attestation,
-    verify_with_authority,
 )
+from signgate.signatures.trusted_root import TrustedRoot
+from signgate.signatures.verify import verify_attestation, verify_with_authority
+from support.cosign_key import sign
 
 DIGEST = Digest("sha256:" + "ab" * 32)
 ALICE = "alice@example.com"
@@ -113,7 +112,11 @@ def check(
     authority: KeylessAuthority | KeyAuthority | None = None,
 ) -> VerifiedSignature | Rejection:
     return verify_with_authority(
-        prepared(found), authority or keyless(), digest=DIGEST, trusted_root=root
+        prepared(found),
+        authority or keyless(),
+        digest=DIGEST,
+        trusted_root=root,
+        now=datetime.now(UTC),
     )
 
 
@@ -238,7 +241,12 @@ def test_keyless_attestation_counts_for_its_predicate_type(
     document = keyless_attestation_document(log, key, certificate, DIGEST, SLSA)
     attestation = prepared(bundle_signature(document))
     result = verify_attestation(
-        attestation, keyless(), digest=DIGEST, predicate_type=SLSA, trusted_root=root
+        attestation,
+        keyless(),
+        digest=DIGEST,
+        predicate_type=SLSA,
+        trusted_root=root,
+        now=datetime.now(UTC),
     )
     assert isinstance(result, VerifiedAttestation), result
     assert result.signer == f"certificate for {ALICE} from {DEFAULT_ISSUER}"
@@ -250,6 +258,7 @@ def test_keyless_attestation_counts_for_its_predicate_type(
         digest=DIGEST,
         predicate_type=SLSA,
         trusted_root=root,
+        now=datetime.now(UTC),
     )
     assert "identity is alice@example.com, not bob@example.com" in rejected(
         stranger, RejectionKind.WRONG_SIGNER
@@ -263,6 +272,7 @@ def test_keyless_attestation_counts_for_its_predicate_type(
         digest=DIGEST,
         predicate_type=SLSA,
         trusted_root=root,
+        now=datetime.now(UTC),
     )
     assert "outside the certificate's validity" in rejected(late, RejectionKind.CERTIFICATE)
 

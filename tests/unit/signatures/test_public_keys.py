@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from signatures_testkit import CONTAINERS, REKOR_V1_LOG_ID, public_pem
 
 from signgate.errors import KeyFormatError
-from signgate.signatures.cosign_key import SigningKey, sign
 from signgate.signatures.keys import PublicKey, load_public_key_pem, public_key_from_der
+from support.cosign_key import SigningKey, sign
 
 MESSAGE = b'{"critical":{"type":"cosign container image signature"},"optional":null}'
 

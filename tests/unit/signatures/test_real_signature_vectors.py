@@ -1,4 +1,7 @@
-"""Signatures made by cosign and other Sigstore clients verify or fail as MANIFEST.md says.
+"""Signatures made by cosign and other Sigstore clients verify or fail as their README.md says.
+
+The vectors are vendored in tests/vectors/data; its README.md says what each file is and what a
+test should assert about it.
 
 Covers the signature-level assertions of the containers/image and sigstore-conformance vectors;
 transparency-log assertions are in test_tlog_entries.py.

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from signatures_testkit import PUBLIC_GOOD_ROOT
 
+from signgate.engine.trusted_root_file import default_trusted_root
 from signgate.errors import SignatureError, TimestampError
 from signgate.signatures.bundle import SigstoreBundle, parse_bundle
 from signgate.signatures.timestamp import (
@@ -38,7 +39,6 @@ from signgate.signatures.timestamp import (
 from signgate.signatures.trusted_root import (
     CertificateAuthority,
     TrustedRoot,
-    default_trusted_root,
     load_trusted_root,
 )
 from support.fake_sigstore import FakeSigstore, sign_keyless

@@ -29,7 +29,6 @@ from signatures_testkit import (
 from signgate.errors import BundleFormatError, TransparencyLogError
 from signgate.signatures import _merkle
 from signgate.signatures.bundle import SigstoreBundle, parse_bundle
-from signgate.signatures.cosign_key import sign
 from signgate.signatures.keys import PublicKey, load_public_key_pem
 from signgate.signatures.tlog import (
     TlogEntry,
@@ -41,6 +40,7 @@ from signgate.signatures.tlog import (
     verify_tlog_entry,
 )
 from signgate.signatures.trusted_root import TrustedRoot, trusted_root_from_rekor_key
+from support.cosign_key import sign
 
 TESTDATA = f"{CONTAINERS}/internal/testdata"
 Reader = Callable[..., bytes]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from signatures_testkit import FakeLog, hashedrekord_body, public_pem
 
 from signgate.reference import Digest
 from signgate.signatures.authority import KeyAuthority, SignedIdentityRule
-from signgate.signatures.cosign_key import sign
 from signgate.signatures.found import (
     ANNOTATION_BUNDLE,
     ANNOTATION_SIGNATURE,
@@ -20,16 +20,16 @@ from signgate.signatures.found import (
     UnusableSignature,
 )
 from signgate.signatures.keys import PublicKey
-from signgate.signatures.verify import (
+from signgate.signatures.prepare import prepare
+from signgate.signatures.results import (
     PreparedSignature,
     Rejection,
     RejectionKind,
     VerifiedAttestation,
     VerifiedSignature,
-    prepare,
-    verify_attestation,
-    verify_with_authority,
 )
+from signgate.signatures.verify import verify_attestation, verify_with_authority
+from support.cosign_key import sign
 
 DIGEST = Digest("sha256:" + "ab" * 32)
 
@@ -71,7 +71,11 @@ def prepared(found: LegacySignature) -> PreparedSignature:
 def test_valid_legacy_signature_counts() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     result = verify_with_authority(
-        prepared(legacy(key, payload())), authority(key), digest=DIGEST, trusted_root=None
+        prepared(legacy(key, payload())),
+        authority(key),
+        digest=DIGEST,
+        trusted_root=None,
+        now=datetime.now(UTC),
     )
     assert isinstance(result, VerifiedSignature)
     assert result.authority == "release"
@@ -86,6 +90,7 @@ def test_unverified_claims_are_never_read() -> None:
         authority(key),
         digest=DIGEST,
         trusted_root=None,
+        now=datetime.now(UTC),
     )
     assert isinstance(result, Rejection)
     assert result.kind is RejectionKind.UNKNOWN_KEY
@@ -133,6 +138,7 @@ def test_required_tlog_accepts_a_valid_rekor_bundle_annotation() -> None:
         authority(key, tlog=True),
         digest=DIGEST,
         trusted_root=log.trusted_root(),
+        now=datetime.now(UTC),
     )
     assert isinstance(result, VerifiedSignature), result
     assert result.tlog_index == 0
@@ -145,7 +151,11 @@ def test_required_tlog_refuses_missing_foreign_or_mismatched_entries() -> None:
     found = legacy(key, payload())
 
     missing = verify_with_authority(
-        prepared(found), authority(key, tlog=True), digest=DIGEST, trusted_root=log.trusted_root()
+        prepared(found),
+        authority(key, tlog=True),
+        digest=DIGEST,
+        trusted_root=log.trusted_root(),
+        now=datetime.now(UTC),
     )
     assert isinstance(missing, Rejection)
     assert "has no Rekor bundle" in missing.reason
@@ -161,6 +171,7 @@ def test_required_tlog_refuses_missing_foreign_or_mismatched_entries() -> None:
         authority(key, tlog=True),
         digest=DIGEST,
         trusted_root=other_log.trusted_root(),
+        now=datetime.now(UTC),
     )
     assert isinstance(untrusted, Rejection)
     assert untrusted.kind is RejectionKind.TLOG
@@ -174,13 +185,21 @@ def test_required_tlog_refuses_missing_foreign_or_mismatched_entries() -> None:
         {**resigned.annotations, ANNOTATION_BUNDLE: annotated.annotations[ANNOTATION_BUNDLE]},
     )
     mismatch = verify_with_authority(
-        prepared(swapped), authority(key, tlog=True), digest=DIGEST, trusted_root=log.trusted_root()
+        prepared(swapped),
+        authority(key, tlog=True),
+        digest=DIGEST,
+        trusted_root=log.trusted_root(),
+        now=datetime.now(UTC),
     )
     assert isinstance(mismatch, Rejection)
     assert mismatch.kind is RejectionKind.TLOG
 
     no_root = verify_with_authority(
-        prepared(annotated), authority(key, tlog=True), digest=DIGEST, trusted_root=None
+        prepared(annotated),
+        authority(key, tlog=True),
+        digest=DIGEST,
+        trusted_root=None,
+        now=datetime.now(UTC),
     )
     assert isinstance(no_root, Rejection)
     assert "no trusted root configured" in no_root.reason
@@ -189,7 +208,11 @@ def test_required_tlog_refuses_missing_foreign_or_mismatched_entries() -> None:
         found.source, found.format, found.payload, {**found.annotations, ANNOTATION_BUNDLE: "{"}
     )
     broken = verify_with_authority(
-        prepared(garbage), authority(key, tlog=True), digest=DIGEST, trusted_root=log.trusted_root()
+        prepared(garbage),
+        authority(key, tlog=True),
+        digest=DIGEST,
+        trusted_root=log.trusted_root(),
+        now=datetime.now(UTC),
     )
     assert isinstance(broken, Rejection)
     assert broken.kind is RejectionKind.TLOG
@@ -199,7 +222,7 @@ def test_ignored_tlog_does_not_look_at_the_annotation() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     found = legacy(key, payload(), **{ANNOTATION_BUNDLE: "not even json"})
     result = verify_with_authority(
-        prepared(found), authority(key), digest=DIGEST, trusted_root=None
+        prepared(found), authority(key), digest=DIGEST, trusted_root=None, now=datetime.now(UTC)
     )
     assert isinstance(result, VerifiedSignature)
 
@@ -241,7 +264,12 @@ def test_legacy_attestation_counts_only_as_its_predicate_type() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     attestation = prepared(legacy_attestation(key, SLSA))
     verified = verify_attestation(
-        attestation, authority(key), digest=DIGEST, predicate_type=SLSA, trusted_root=None
+        attestation,
+        authority(key),
+        digest=DIGEST,
+        predicate_type=SLSA,
+        trusted_root=None,
+        now=datetime.now(UTC),
     )
     assert isinstance(verified, VerifiedAttestation)
     assert verified.format is SignatureFormat.LEGACY_ATTESTATION
@@ -252,20 +280,26 @@ def test_legacy_attestation_counts_only_as_its_predicate_type() -> None:
         digest=DIGEST,
         predicate_type="https://cyclonedx.org/bom",
         trusted_root=None,
+        now=datetime.now(UTC),
     )
     assert isinstance(other, Rejection)
     assert other.kind is RejectionKind.OTHER_PREDICATE
     assert other.reason == f"attestation of type {SLSA}, not https://cyclonedx.org/bom"
 
     as_signature = verify_with_authority(
-        attestation, authority(key), digest=DIGEST, trusted_root=None
+        attestation, authority(key), digest=DIGEST, trusted_root=None, now=datetime.now(UTC)
     )
     assert isinstance(as_signature, Rejection)
     assert as_signature.kind is RejectionKind.NOT_A_SIGNATURE
 
     signature = prepared(legacy(key, payload()))
     as_attestation = verify_attestation(
-        signature, authority(key), digest=DIGEST, predicate_type=SLSA, trusted_root=None
+        signature,
+        authority(key),
+        digest=DIGEST,
+        predicate_type=SLSA,
+        trusted_root=None,
+        now=datetime.now(UTC),
     )
     assert isinstance(as_attestation, Rejection)
     assert as_attestation.kind is RejectionKind.NOT_AN_ATTESTATION
@@ -275,7 +309,12 @@ def test_legacy_attestation_for_another_digest_or_key_is_refused() -> None:
     key, stranger = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     elsewhere = prepared(legacy_attestation(key, SLSA, "sha256:" + "cd" * 32))
     result = verify_attestation(
-        elsewhere, authority(key), digest=DIGEST, predicate_type=SLSA, trusted_root=None
+        elsewhere,
+        authority(key),
+        digest=DIGEST,
+        predicate_type=SLSA,
+        trusted_root=None,
+        now=datetime.now(UTC),
     )
     assert isinstance(result, Rejection)
     assert result.kind is RejectionKind.WRONG_DIGEST
@@ -285,6 +324,7 @@ def test_legacy_attestation_for_another_digest_or_key_is_refused() -> None:
         digest=DIGEST,
         predicate_type=SLSA,
         trusted_root=None,
+        now=datetime.now(UTC),
     )
     assert isinstance(unknown, Rejection)
     assert unknown.kind is RejectionKind.UNKNOWN_KEY
@@ -326,6 +366,7 @@ def test_legacy_attestation_logged_as_intoto_cannot_satisfy_a_required_log() -> 
         digest=DIGEST,
         predicate_type=SLSA,
         trusted_root=log.trusted_root(),
+        now=datetime.now(UTC),
     )
     assert isinstance(result, Rejection)
     assert result.kind is RejectionKind.TLOG
@@ -337,6 +378,7 @@ def test_legacy_attestation_logged_as_intoto_cannot_satisfy_a_required_log() -> 
         digest=DIGEST,
         predicate_type=SLSA,
         trusted_root=log.trusted_root(),
+        now=datetime.now(UTC),
     )
     assert isinstance(unlogged, Rejection)
     assert "has no Rekor bundle" in unlogged.reason
@@ -372,6 +414,7 @@ def test_signed_identity_rules() -> None:
             trusted_root=None,
             signed_identity=rule,
             repository=repository,
+            now=datetime.now(UTC),
         )
 
     assert isinstance(check(SignedIdentityRule(), "mirror.example/app"), VerifiedSignature)
@@ -399,6 +442,7 @@ def test_signed_identity_with_a_tag_or_docker_hub_short_name_is_normalised() -> 
         trusted_root=None,
         signed_identity=SignedIdentityRule("ImageRepository"),
         repository="docker.io/library/nginx",
+        now=datetime.now(UTC),
     )
     assert isinstance(result, VerifiedSignature)
 
@@ -415,6 +459,10 @@ def test_signature_annotation_with_a_trailing_newline_decodes_like_cosign() -> N
         {ANNOTATION_SIGNATURE: found.annotations[ANNOTATION_SIGNATURE] + "\n"},
     )
     result = verify_with_authority(
-        prepared(with_newline), authority(key), digest=DIGEST, trusted_root=None
+        prepared(with_newline),
+        authority(key),
+        digest=DIGEST,
+        trusted_root=None,
+        now=datetime.now(UTC),
     )
     assert isinstance(result, VerifiedSignature)

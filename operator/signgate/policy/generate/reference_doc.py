@@ -1,7 +1,7 @@
 """docs/trustpolicy-reference.md, generated from the TrustPolicy model.
 
 `signgate.policy.model` is the one source of truth for what a TrustPolicy may say; this module
-turns it into the reference a person reads, as `signgate.policy.crd` turns it into the CRD:
+turns it into the reference a person reads, as `signgate.policy.generate.crd` turns it into the CRD:
 
 - one section per object, in the order of the model, named by its path in YAML
   (``spec.authorities[].keyless``; ``[]`` is "each entry of the list");
@@ -14,7 +14,7 @@ A JSON-schema keyword this module does not know raises `ReferenceDocError`, so t
 change the reference would not describe fails the generator (and the drift test) instead of
 being dropped. Regenerate with::
 
-    uv run python -m signgate.policy.reference_doc > docs/trustpolicy-reference.md
+    uv run python -m signgate.policy.generate.reference_doc > docs/trustpolicy-reference.md
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from signgate.errors import SigngateError
-from signgate.policy.crd import PLURAL, SHORT_NAMES, trust_policy_crd
-from signgate.policy.model import API_VERSION, KIND, TrustPolicy
+from signgate.policy.generate.crd import trust_policy_crd
+from signgate.policy.model import API_VERSION, KIND, PLURAL, SHORT_NAMES, TrustPolicy
 
-REGENERATE: Final = "uv run python -m signgate.policy.reference_doc > docs/trustpolicy-reference.md"
+REGENERATE: Final = (
+    "uv run python -m signgate.policy.generate.reference_doc > docs/trustpolicy-reference.md"
+)
 
 JSONObject = dict[str, Any]
 

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from signgate.verifier import Verifier
+from signgate.engine.verifier import Verifier
 
 LATENCY_BUCKETS = (
     0.0001,

@@ -1,8 +1,10 @@
-"""A ``trusted_root.json`` mounted from a ConfigMap, re-read when it changes.
+"""The engine's Sigstore trusted root, from files: the public-good root shipped in the package, a
+user's ``trusted_root.json``, and that file re-read when it changes (`TrustedRootFile`).
 
-The root is refreshed out of band (a CronJob or a GitOps commit updates the ConfigMap; the kubelet
-updates the mounted file within a minute or so). signgate never fetches it itself: nothing on the
-admission path depends on reaching Sigstore's TUF repository.
+A mounted root is refreshed out of band (a CronJob or a GitOps commit updates the ConfigMap; the
+kubelet updates the mounted file within a minute or so). signgate never fetches it itself: nothing
+on the admission path depends on reaching Sigstore's TUF repository. The parsing is the
+verification core's (`signgate.signatures.trusted_root`), which reads no file itself.
 """
 
 from __future__ import annotations
@@ -10,13 +12,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from importlib import resources
 from pathlib import Path
 
-from signgate.errors import SigngateError
+from signgate.engine.verifier import Verifier
+from signgate.errors import ConfigError, SigngateError
 from signgate.signatures.trusted_root import TrustedRoot, load_trusted_root
-from signgate.verifier import Verifier
 
 log = logging.getLogger(__name__)
+
+PUBLIC_GOOD_RESOURCE = "public-good-trusted-root.json"
+"""The Sigstore public-good ``trusted_root.json`` shipped with signgate (the TUF target of
+tuf-repo-cdn.sigstore.dev as of its release): the default wherever no root is configured."""
+
+
+def default_trusted_root() -> TrustedRoot:
+    """The public-good trusted root shipped in the package (read from the package, no network)."""
+    data = resources.files("signgate.data").joinpath(PUBLIC_GOOD_RESOURCE).read_bytes()
+    return load_trusted_root(data)
+
+
+def read_trusted_root(path: str | Path | None) -> TrustedRoot:
+    """The root in the file at ``path``; the public-good one when ``path`` is None or empty.
+
+    Raises:
+        ConfigError: the file cannot be read or is not a valid ``trusted_root.json``.
+    """
+    if not path:
+        return default_trusted_root()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read trusted root {path}: {exc.strerror}") from exc
+    try:
+        return load_trusted_root(data)
+    except SigngateError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 class TrustedRootFile:

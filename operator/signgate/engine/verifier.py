@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from signgate.cache import SingleFlight, TTLCache
 from signgate.deadline import Deadline
-from signgate.discovery import DiscoveryLimits, discover_signatures
+from signgate.engine.discovery import DiscoveryLimits, discover_signatures
+from signgate.engine.trace import Computation, RepositoryFindings, Trace
 from signgate.errors import (
     DeadlineExceededError,
     InvalidReferenceError,
@@ -37,6 +39,7 @@ from signgate.errors import (
 from signgate.policy.advice import registry_advice
 from signgate.policy.compiled import CompiledPolicy
 from signgate.policy.evaluate import (
+    Evaluation,
     ImageDecision,
     PolicyOutcome,
     UnmatchedAction,
@@ -50,8 +53,9 @@ from signgate.reference import Digest, ImageReference, parse_reference
 from signgate.registry import CredentialStore, RegistryClient
 from signgate.registry.oci import INDEX_MEDIA_TYPES, parse_index
 from signgate.signatures.found import Discovery
+from signgate.signatures.prepare import prepare
+from signgate.signatures.results import PreparedSignature, Rejection
 from signgate.signatures.trusted_root import TrustedRoot
-from signgate.signatures.verify import PreparedSignature, Rejection, prepare
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,11 @@ class _Computed:
     notes: tuple[str, ...]
 
 
+def wall_clock() -> datetime:
+    """The current time, read once per admission or ``verify`` run (never inside a check)."""
+    return datetime.now(UTC)
+
+
 class Verifier:
     """Checks images against compiled TrustPolicies using one registry client."""
 
@@ -95,15 +104,24 @@ class Verifier:
         *,
         trusted_root: TrustedRoot | None = None,
         settings: VerifierSettings | None = None,
+        clock: Callable[[], datetime] = wall_clock,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` gives the time a verification judges at (certificates of your own CA);
+        ``monotonic`` times cache entries (default: the event loop's clock). Tests inject both."""
         self.client = client
         self.trusted_root = trusted_root
         self.settings = settings or VerifierSettings()
+        self.clock = clock
         limit = self.settings.cache.max_entries
-        self.tags: TTLCache[tuple[str, str, str, str], Digest] = TTLCache(max_entries=limit)
-        self.outcomes: TTLCache[OutcomeKey, PolicyOutcome] = TTLCache(max_entries=limit)
+        self.tags: TTLCache[tuple[str, str, str, str], Digest] = TTLCache(
+            max_entries=limit, clock=monotonic
+        )
+        self.outcomes: TTLCache[OutcomeKey, PolicyOutcome] = TTLCache(
+            max_entries=limit, clock=monotonic
+        )
         self.index_children: TTLCache[tuple[str, Digest], frozenset[str]] = TTLCache(
-            max_entries=limit
+            max_entries=limit, clock=monotonic
         )
         self._resolving: SingleFlight[tuple[str, str, str, str], Digest] = SingleFlight()
         self._verifying: SingleFlight[tuple[Digest, str, str, tuple[str, ...]], _Computed] = (
@@ -124,9 +142,11 @@ class Verifier:
         *,
         namespace_labels: Mapping[str, str] | None = None,
         credentials: CredentialStore | None = None,
+        now: datetime | None = None,
     ) -> list[ImageDecision]:
-        """Decide every image concurrently; repeated images are checked once."""
+        """Decide every image concurrently, at one time; repeated images are checked once."""
         unique = list(dict.fromkeys(images))
+        now = now or self.clock()
         decisions = await asyncio.gather(
             *(
                 self.verify_image(
@@ -135,6 +155,7 @@ class Verifier:
                     deadline,
                     namespace_labels=namespace_labels,
                     credentials=credentials,
+                    now=now,
                 )
                 for i in unique
             )
@@ -150,12 +171,18 @@ class Verifier:
         *,
         namespace_labels: Mapping[str, str] | None = None,
         credentials: CredentialStore | None = None,
+        now: datetime | None = None,
+        trace: Trace | None = None,
     ) -> ImageDecision:
         """Decide one image. Never raises (except on cancellation).
 
         ``credentials`` (e.g. the Pod's imagePullSecrets) replace the configured registry
         credentials for this image; work done with other credentials is never shared with it.
+        ``now`` is the time of the admission (read from ``clock`` when not given). With a
+        ``trace``, the verdict is computed afresh (no cached verdict, no shared work) and the
+        working is recorded in it.
         """
+        now = now or self.clock()
         try:
             ref = parse_reference(image)
         except InvalidReferenceError as exc:
@@ -166,7 +193,9 @@ class Verifier:
         if not governing:
             return unmatched(image, str(ref), ref.name, self.settings.unmatched)
         try:
-            return await self._verify_governed(image, ref, governing, deadline, credentials)
+            return await self._verify_governed(
+                image, ref, governing, deadline, credentials, now, trace
+            )
         except RegistryError as exc:
             return failed(
                 image,
@@ -266,10 +295,14 @@ class Verifier:
         governing: Sequence[CompiledPolicy],
         deadline: Deadline,
         credentials: CredentialStore | None,
+        now: datetime,
+        trace: Trace | None,
     ) -> ImageDecision:
         try:
             digest = await self.resolve(ref, deadline, credentials)
         except RegistryError as exc:
+            if trace is not None:
+                trace.resolve_error = str(exc)
             return failed(
                 image,
                 f"{ref}: cannot resolve the digest: {exc}; what to do: {registry_advice(exc)}",
@@ -277,6 +310,8 @@ class Verifier:
                 name=ref.name,
                 policies=governing,
             )
+        if trace is not None:
+            trace.digest = digest
         outcomes: dict[str, PolicyOutcome] = {}
         checkable: list[CompiledPolicy] = []
         for policy in governing:
@@ -285,14 +320,22 @@ class Verifier:
                 outcomes[policy.identity] = fixed
             else:
                 checkable.append(policy)
-        computed, notes = await self._policy_outcomes(ref, digest, checkable, deadline, credentials)
+        computed, notes = await self._policy_outcomes(
+            ref, digest, checkable, deadline, credentials, now, trace
+        )
         outcomes.update(computed)
         uncovered = [
             p for p in checkable if p.index_covers_children and not outcomes[p.identity].satisfied
         ]
         if uncovered:
             covered, index_notes = await self._covered_by_index(
-                ref, digest, [(p, outcomes[p.identity]) for p in uncovered], deadline, credentials
+                ref,
+                digest,
+                [(p, outcomes[p.identity]) for p in uncovered],
+                deadline,
+                credentials,
+                now,
+                trace,
             )
             outcomes.update(covered)
             notes += index_notes
@@ -308,12 +351,15 @@ class Verifier:
         policies: Sequence[CompiledPolicy],
         deadline: Deadline,
         credentials: CredentialStore | None,
+        now: datetime,
+        trace: Trace | None,
     ) -> tuple[dict[str, PolicyOutcome], tuple[str, ...]]:
-        """Each policy's verdict on ``digest``: cached, or computed (once for concurrent askers)."""
+        """Each policy's verdict on ``digest``: cached, or computed (once for concurrent askers;
+        afresh when traced, so that the working shown is work really done)."""
         outcomes: dict[str, PolicyOutcome] = {}
         missing: list[CompiledPolicy] = []
         for policy in policies:
-            cached = self.outcomes.get(_outcome_key(policy, digest, ref))
+            cached = None if trace else self.outcomes.get(_outcome_key(policy, digest, ref))
             if cached is None:
                 missing.append(policy)
             else:
@@ -327,7 +373,7 @@ class Verifier:
             work = _work_deadline(deadline)
 
             async def compute() -> _Computed:
-                computed = await self._compute(ref, digest, missing, work, credentials)
+                computed = await self._compute(ref, digest, missing, work, credentials, now, trace)
                 cache = self.settings.cache
                 for policy, outcome, cacheable in computed.outcomes:
                     if cacheable:
@@ -335,9 +381,8 @@ class Verifier:
                         self.outcomes.put(_outcome_key(policy, digest, ref), outcome, ttl)
                 return computed
 
-            computed = await _until(
-                deadline, self._verifying.run(key, compute), f"verifying {ref.name}@{digest}"
-            )
+            shared = compute() if trace is not None else self._verifying.run(key, compute)
+            computed = await _until(deadline, shared, f"verifying {ref.name}@{digest}")
             notes = computed.notes
             for policy, outcome, _ in computed.outcomes:
                 outcomes[policy.identity] = outcome
@@ -377,6 +422,8 @@ class Verifier:
         uncovered: Sequence[tuple[CompiledPolicy, PolicyOutcome]],
         deadline: Deadline,
         credentials: CredentialStore | None,
+        now: datetime,
+        trace: Trace | None,
     ) -> tuple[dict[str, PolicyOutcome], tuple[str, ...]]:
         """indexCoversChildren: the verdicts of the image index that ``ref``'s tag names, for a
         ``repo:tag@sha256:<child>`` reference whose child digest that index lists.
@@ -404,7 +451,13 @@ class Verifier:
             return _amended(uncovered, hint), ()
         policies = [policy for policy, _ in uncovered]
         outcomes, notes = await self._policy_outcomes(
-            index_ref.with_digest(index_digest), index_digest, policies, deadline, credentials
+            index_ref.with_digest(index_digest),
+            index_digest,
+            policies,
+            deadline,
+            credentials,
+            now,
+            trace,
         )
         via = f"image index {index_ref.name}@{index_digest} (tag {ref.tag}), which lists it"
         covered = {
@@ -421,6 +474,8 @@ class Verifier:
         policies: Sequence[CompiledPolicy],
         deadline: Deadline,
         credentials: CredentialStore | None,
+        now: datetime,
+        trace: Trace | None,
     ) -> _Computed:
         self.verifications += 1
         repositories = sorted({p.signature_repository or ref.name for p in policies})
@@ -453,6 +508,7 @@ class Verifier:
                 notes.extend(result.notes)
                 notes.extend(f"could not read all signatures: {e}" for e in result.errors)
         computed: list[tuple[CompiledPolicy, PolicyOutcome, bool]] = []
+        evaluations: dict[str, Evaluation] = {}
         for policy in policies:
             repository = policy.signature_repository or ref.name
             result = discovered[repository]
@@ -465,18 +521,29 @@ class Verifier:
                     (policy, PolicyOutcome(policy.name, policy.mode, False, reason=reason), False)
                 )
                 continue
-            outcome = evaluate_policy(
+            evaluation = evaluate_policy(
                 policy,
                 digest=digest,
                 discoveries=[result],
                 prepared=prepared[repository],
                 trusted_root=self.trusted_root,
+                now=now,
                 repository=ref.name,
             )
+            evaluations[policy.identity] = evaluation
+            outcome = evaluation.outcome
             # An unsatisfied verdict reached while part of the registry failed is not a fact about
             # the image, only about that moment: never cache it.
             cacheable = outcome.satisfied or not result.errors
             computed.append((policy, outcome, cacheable))
+        if trace is not None:
+            findings = tuple(
+                RepositoryFindings(repository, result, tuple(prepared[repository]))
+                if isinstance(result, Discovery)
+                else RepositoryFindings(repository, None, error=result)
+                for repository, result in discovered.items()
+            )
+            trace.computations.append(Computation(ref.name, digest, findings, evaluations))
         return _Computed(tuple(computed), tuple(notes))
 
     async def _discover(

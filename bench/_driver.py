@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from _harness import cpu_seconds, machine_cpu_seconds
 
 
 @dataclass(slots=True)
@@ -149,25 +150,6 @@ async def _connections(
     return conns
 
 
-def _process_cpu(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` so far (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            stat = file.read()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_cpu() -> float:
-    """CPU seconds every process of the machine has used since boot (all cores)."""
-    with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def _answer(outcome: Outcome, **extra: Any) -> dict[str, Any]:
     return {
         "latencies": outcome.latencies,
@@ -234,7 +216,7 @@ async def run(command: dict[str, Any], context: ssl.SSLContext) -> dict[str, Any
                 nonlocal measured_from
                 await asyncio.sleep(max(0.0, warm_until - loop.time()))
                 measured_from = time.perf_counter()
-                marks.extend((time.process_time(), _process_cpu(pid), _machine_cpu()))
+                marks.extend((time.process_time(), cpu_seconds(pid) or 0.0, machine_cpu_seconds()))
 
             pid = int(command.get("server_pid", 0))
             marks: list[float] = []
@@ -245,8 +227,8 @@ async def run(command: dict[str, Any], context: ssl.SSLContext) -> dict[str, Any
                 answers=counted,
                 elapsed=elapsed,
                 cpu=time.process_time() - marks[0],
-                server_cpu=_process_cpu(pid) - marks[1] if pid else None,
-                machine_cpu=_machine_cpu() - marks[2],
+                server_cpu=(cpu_seconds(pid) or 0.0) - marks[1] if pid else None,
+                machine_cpu=machine_cpu_seconds() - marks[2],
             )
         else:
             raise ValueError(f"unknown op {op!r}")

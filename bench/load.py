@@ -6,7 +6,8 @@ One command (``scripts/load``) does everything on this machine:
    signed images (half in cosign's legacy ``.sig`` format, half as cosign v3 bundles) and a few
    unsigned ones, and writes a TrustPolicy that trusts the signing key;
 2. for each phase, starts ``signgate serve --policy FILE`` as its own process (TLS from a throw-away
-   CA, ``--port 0``; the port is read from its log line), so every phase starts with cold caches;
+   CA, ``--port 0``; the port is read from its log line: ``bench/_harness.py``, shared with
+   ``bench/perf.py``), so every phase starts with cold caches;
 3. drives it from a separate load process (this script, ``_drive``): ``--concurrency`` workers
    over as many keep-alive HTTPS connections post AdmissionReviews for ``--duration`` seconds —
    Pods with 1-3 images, mostly signed, some unsigned, half to ``/validate`` and half to
@@ -27,36 +28,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import json
 import math
-import os
-import platform
 import random
 import re
-import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import aiohttp
+from _harness import (
+    Server,
+    cpu_seconds,
+    describe_machine,
+    die_with_parent,
+    machine_cpu_seconds,
+    percentile,
+    progress,
+    push_image,
+    rss_kib,
+    scrape_metrics,
+    serve_command,
+    start_registry_behind_proxy,
+    stop_process,
+    workdir,
+    write_policy,
+    write_serve_tls,
+)
 
-from support import reviews, signer
+from support import reviews
 from support.fault_proxy import FaultProxy
-from support.formats import PrivateKey, generate_key, public_key_pem
+from support.formats import PrivateKey, generate_key
 from support.push import Pusher
-from support.registry import RegistryKind, RegistryServer, start_registry
-from support.tls import new_ca, write_ca, write_server_cert
+from support.registry import RegistryKind, RegistryServer
+from support.tls import new_ca
 
 UID_PLACEHOLDER = "00000000-load-uid-placeholder-000000"
 ENGINE_DEADLINE = "deadline exceeded"
@@ -64,7 +76,6 @@ ENGINE_DEADLINE = "deadline exceeded"
 MARGIN_DEADLINE = "before the request's deadline passed"
 """The webhook's safety margin (deadline + 0.5 s) fired: an image was still being verified."""
 TABLE_TITLE = "signgate serve under load"
-_PORT_LINE = re.compile(r"on https://127\.0\.0\.1:(\d+) with \d+ TrustPolicies")
 
 
 # -- the plan the load process follows -------------------------------------------------------------
@@ -132,18 +143,11 @@ class DriveResult:
     """Per second of the run: answers, deadline denials, p99 and max latency (ms)."""
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    if not ordered:
-        return math.nan
-    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
 def _summary(values: Sequence[float]) -> dict[str, float]:
     """p50, p90, p99 and max of ``values`` (seconds), in milliseconds."""
-    ordered = sorted(values)
+    ordered = sorted(values)  # once: sorting the sorted list again in percentile() is linear
     return {
-        name: round(_percentile(ordered, q) * 1000, 1)
+        name: round(percentile(ordered, q) * 1000, 1)
         for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))
     }
 
@@ -228,7 +232,7 @@ class _Recorder:
                     "second": second,
                     "answers": len(values),
                     "deadline_denials": self.deadline_per_second.get(second, 0),
-                    "p99_ms": round(_percentile(values, 99) * 1000, 1),
+                    "p99_ms": round(percentile(values, 99) * 1000, 1),
                     "max_ms": round(values[-1] * 1000, 1),
                 }
             )
@@ -320,27 +324,10 @@ async def push_images(
 
         async def one(repository: str, how: str | None) -> Image:
             async with gate:
-                digest = await pusher.push_random_image(repository, "v1")
-                if how == "legacy":
-                    await signer.sign_legacy(pusher, repository, digest, key)
-                elif how == "bundle":
-                    await signer.sign_bundle_v3(pusher, repository, digest, key)
+                digest = await push_image(pusher, key, repository, "v1", how)
                 return Image(repository, "v1", digest, how)
 
         return list(await asyncio.gather(*(one(r, how) for r, how in plan)))
-
-
-def write_policy(path: Path, key: PrivateKey, hosts: Sequence[str]) -> Path:
-    pem = "\n".join(
-        "          " + line for line in public_key_pem(key).decode().strip().splitlines()
-    )
-    images = ", ".join(f'"{host}/load/**"' for host in hosts)
-    path.write_text(
-        "apiVersion: signgate.dev/v1alpha1\nkind: TrustPolicy\nmetadata: {name: load}\n"
-        f"spec:\n  images: [{images}]\n  mode: Enforce\n  authorities:\n"
-        f"    - name: load-key\n      key:\n        pem: |\n{pem}\n"
-    )
-    return path
 
 
 def make_pods(
@@ -380,49 +367,6 @@ def make_pods(
 # -- processes -------------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn asking the kernel to SIGTERM the child if this process dies (Linux)."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def preexec() -> None:
-        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-
-    return preexec
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
-    """SIGTERM one child of ours by PID, SIGKILL if it lingers; its exit status."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-    return proc.returncode
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time ``pid`` has used so far, or None once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_cpu_seconds() -> float:
-    """CPU time all processes of the machine have used since boot (every core)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    busy = sum(values[:8]) - idle  # user..steal; guest time is already in user
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
 def listen_overflows() -> int | None:
     """The kernel's count of connections dropped because a listen queue was full (all sockets)."""
     try:
@@ -435,16 +379,6 @@ def listen_overflows() -> int | None:
             value = counters.get("ListenOverflows")
             return int(value) if value is not None else None
     return None
-
-
-def rss_kib(pid: int) -> int | None:
-    """``VmRSS`` of ``pid`` in KiB, or None once it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-    return int(match.group(1)) if match else None
 
 
 class RssSampler:
@@ -521,33 +455,6 @@ class World:
     images: list[Image]
 
 
-def _wait_for_port(log: Path, proc: subprocess.Popen[bytes], timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        match = _PORT_LINE.search(log.read_text(errors="replace"))
-        if match:
-            return int(match.group(1))
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-    raise RuntimeError(f"signgate serve did not start serving:\n{tail}")
-
-
-def _scrape(port: int, ca_file: Path) -> dict[str, float]:
-    context = ssl.create_default_context(cafile=str(ca_file))
-    url = f"https://127.0.0.1:{port}/metrics"
-    with urllib.request.urlopen(url, context=context, timeout=10) as resp:
-        text = resp.read().decode()
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            with contextlib.suppress(ValueError):
-                values[name] = float(value)
-    return values
-
-
 def _histogram_p99(metrics: dict[str, float]) -> str:
     """``≤ LE s`` for the first bucket of the server's latency histogram holding 99 % of answers."""
     buckets: dict[float, float] = {}
@@ -567,19 +474,6 @@ def _histogram_p99(metrics: dict[str, float]) -> str:
     return "-"
 
 
-def _log_errors(log: Path) -> list[str]:
-    """Log lines at ERROR or worse, and tracebacks (a healthy run has none)."""
-    found = []
-    for line in log.read_text(errors="replace").splitlines():
-        if (
-            '"levelname": "ERROR"' in line
-            or '"levelname": "CRITICAL"' in line
-            or "Traceback" in line
-        ):
-            found.append(line[:400])
-    return found
-
-
 def run_phase(
     name: str,
     world: World,
@@ -592,42 +486,24 @@ def run_phase(
     index: int,
 ) -> Phase:
     """Start a fresh server (cold caches), load it from another process, stop it."""
-    log = world.work / f"serve-{index}.log"
-    print(f"==> {name}: starting signgate serve (deadline {deadline:g} s)", file=sys.stderr)
-    with log.open("wb") as log_out:
-        server = subprocess.Popen(  # noqa: S603 - our own CLI
-            [
-                sys.executable,
-                "-m",
-                "signgate",
-                "--log-format",
-                "json",
-                "serve",
-                "--policy",
-                str(world.policy),
-                "--tls-cert",
-                str(world.tls_cert),
-                "--tls-key",
-                str(world.tls_key),
-                "--address",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--insecure-registry",
-                host,
-                "--deadline",
-                f"{deadline:g}",
-                "--tag-ttl",
-                f"{args.tag_ttl:g}",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log_out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent(),  # prctl only, resolved before fork
-        )
+    progress(f"{name}: starting signgate serve (deadline {deadline:g} s)")
+    command = serve_command(
+        world.policy,
+        world.tls_cert,
+        world.tls_key,
+        [
+            "--insecure-registry",
+            host,
+            "--deadline",
+            f"{deadline:g}",
+            "--tag-ttl",
+            f"{args.tag_ttl:g}",
+        ],
+    )
+    server = Server(name, command, world.work / f"serve-{index}.log")
+    port = server.port
     driver: subprocess.Popen[bytes] | None = None
     try:
-        port = _wait_for_port(log, server, 60)
         pods = make_pods(
             world.images,
             host,
@@ -658,10 +534,9 @@ def run_phase(
         machine_before = machine_cpu_seconds()
         overflows_before = listen_overflows()
         wall_before = time.monotonic()
-        print(
-            f"==> {name}: {args.concurrency} concurrent admissions for {args.duration:g} s "
-            f"(https://127.0.0.1:{port}, load from a separate process)",
-            file=sys.stderr,
+        progress(
+            f"{name}: {args.concurrency} concurrent admissions for {args.duration:g} s "
+            f"(https://127.0.0.1:{port}, load from a separate process)"
         )
         driver = subprocess.Popen(  # noqa: S603 - this very script
             [
@@ -672,7 +547,7 @@ def run_phase(
                 str(out_file),
             ],
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent(),  # prctl only, resolved before fork
+            preexec_fn=die_with_parent(),  # prctl only, resolved before fork
         )
         status = driver.wait(args.duration + deadline + 120)
         server_cpu = (cpu_seconds(server.pid) or 0.0) - server_cpu_before
@@ -686,14 +561,14 @@ def run_phase(
         raw = json.loads(out_file.read_text())
         result = DriveResult(**raw)
         metrics: dict[str, float] = {}
-        if server.poll() is None:
+        if server.running():
             with contextlib.suppress(OSError):
-                metrics = _scrape(port, world.ca_file)
+                metrics = scrape_metrics(port, world.ca_file)
         proxy_requests = proxy.count() if proxy is not None else None
     finally:
         if driver is not None and driver.poll() is None:
-            _stop(driver)
-        exit_status = _stop(server)
+            stop_process(driver)
+        exit_status = server.stop()
     verifications = metrics.get("signgate_verifications_total")
     registry_requests = metrics.get("signgate_registry_requests_total")
     return Phase(
@@ -713,7 +588,7 @@ def run_phase(
             else None
         ),
         server_exit=exit_status,
-        server_log_errors=_log_errors(log),
+        server_log_errors=server.log_errors(),
         verifications=int(verifications) if verifications is not None else None,
         registry_requests=int(registry_requests) if registry_requests is not None else None,
         registry_responses={
@@ -730,19 +605,6 @@ def run_phase(
 
 def _mib(kib: int) -> str:
     return f"{kib / 1024:.0f}"
-
-
-def _machine() -> str:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
-        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
-    )
 
 
 def _ms(summary: dict[str, float], key: str) -> str:
@@ -811,7 +673,7 @@ def table(phases: Sequence[Phase], args: argparse.Namespace) -> str:
     cols = [max(len(cells[i]) for _, cells in rows) for i in range(len(phases))]
     lines = [
         f"{TABLE_TITLE}: {args.concurrency} concurrent admissions, {args.duration:g} s per phase",
-        f"  {_machine()}",
+        f"  {describe_machine()}",
         f"  {args.signed} signed images (legacy + bundle), {args.unsigned} unsigned; Pods of 1-3 "
         f"images, {args.unsigned_share:.0%} of images unsigned; tag TTL {args.tag_ttl:g} s",
         "",
@@ -901,62 +763,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     slow_deadlines: list[float] = [] if args.no_slow else (args.slow_deadline or [args.deadline])
     phases: list[Phase] = []
     with contextlib.ExitStack() as stack:
-        if args.workdir is not None:
-            args.workdir.mkdir(parents=True, exist_ok=True)
-            work = args.workdir.resolve()
-        else:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="signgate-load-")))
-        print("==> starting a CNCF distribution registry on loopback", file=sys.stderr)
-        registry = start_registry(RegistryKind.ANONYMOUS, work / "registry")
-        proxy = FaultProxy.for_registry(registry)
-        try:
-            proxy.start()
-            key = generate_key()
-            print(
-                f"==> pushing {args.signed} signed and {args.unsigned} unsigned images",
-                file=sys.stderr,
+        work = workdir(stack, args.workdir, "signgate-load-")
+        progress("starting a CNCF distribution registry on loopback")
+        registry, proxy = start_registry_behind_proxy(
+            stack, RegistryKind.ANONYMOUS, work / "registry"
+        )
+        key = generate_key()
+        progress(f"pushing {args.signed} signed and {args.unsigned} unsigned images")
+        images = asyncio.run(push_images(registry, key, args.signed, args.unsigned))
+        tls_cert, tls_key, ca_file = write_serve_tls(new_ca(), work)
+        world = World(
+            work=work,
+            policy=write_policy(work / "policy.yaml", key, [registry.host, proxy.host], "load"),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            ca_file=ca_file,
+            images=images,
+        )
+        phases.append(
+            run_phase(
+                "direct",
+                world,
+                registry,
+                host=registry.host,
+                deadline=args.deadline,
+                args=args,
+                proxy=None,
+                index=0,
             )
-            images = asyncio.run(push_images(registry, key, args.signed, args.unsigned))
-            ca = new_ca()
-            tls_cert, tls_key = write_server_cert(ca, work, "serve")
-            world = World(
-                work=work,
-                policy=write_policy(work / "policy.yaml", key, [registry.host, proxy.host]),
-                tls_cert=tls_cert,
-                tls_key=tls_key,
-                ca_file=write_ca(ca, work / "ca.pem"),
-                images=images,
-            )
+        )
+        if slow_deadlines:
+            proxy.delay(r"", args.slow_ms / 1000)
+        for number, deadline in enumerate(slow_deadlines, start=1):
             phases.append(
                 run_phase(
-                    "direct",
+                    f"+{args.slow_ms:g} ms",
                     world,
                     registry,
-                    host=registry.host,
-                    deadline=args.deadline,
+                    host=proxy.host,
+                    deadline=deadline,
                     args=args,
-                    proxy=None,
-                    index=0,
+                    proxy=proxy,
+                    index=number,
                 )
             )
-            if slow_deadlines:
-                proxy.delay(r"", args.slow_ms / 1000)
-            for number, deadline in enumerate(slow_deadlines, start=1):
-                phases.append(
-                    run_phase(
-                        f"+{args.slow_ms:g} ms",
-                        world,
-                        registry,
-                        host=proxy.host,
-                        deadline=deadline,
-                        args=args,
-                        proxy=proxy,
-                        index=number,
-                    )
-                )
-        finally:
-            proxy.stop()
-            registry.stop()
     print(table(phases, args))
     extra = details(phases)
     if extra:
@@ -965,7 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(
             json.dumps(
                 {
-                    "machine": _machine(),
+                    "machine": describe_machine(),
                     "arguments": {k: str(v) for k, v in vars(args).items()},
                     "phases": [asdict(p) for p in phases],
                 },

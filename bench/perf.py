@@ -8,9 +8,9 @@ it asserts nothing about time (it exits 1 only when an answer was wrong or a pro
    ``tests/support/fault_proxy.py``, which counts every request the registry receives; pushes
    signed images (cosign's legacy ``.sig`` format and v3 bundles, ``tests/support/signer.py``) and
    unsigned ones, and writes one TrustPolicy trusting the signing key;
-2. starts ``signgate serve --policy`` pinned to CPU 0 (``taskset -c 0``; TLS from a throw-away CA)
-   and drives it from a separate client process pinned to CPU 1 (``bench/_driver.py``) over HTTPS
-   keep-alive with real AdmissionReviews;
+2. starts ``signgate serve --policy`` pinned to CPU 0 (``taskset -c 0``; TLS from a throw-away CA;
+   ``bench/_harness.py``, shared with ``bench/load.py``) and drives it from a separate client
+   process pinned to CPU 1 (``bench/_driver.py``) over HTTPS keep-alive with real AdmissionReviews;
 3. repeats ``--repeat`` times: warm latency and throughput (Pods of 1 and 10 containers), the same
    throughput against a bare aiohttp endpoint with the same TLS setup (``bench/_ceiling.py``), cold
    admissions of never-seen digests (latency, registry requests per image, and the sum of those
@@ -40,7 +40,6 @@ import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -56,14 +55,30 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 from _bulk import push_signed_images  # noqa: E402
-from load import _die_with_parent, _machine, _scrape, _stop, cpu_seconds, rss_kib  # noqa: E402
+from _harness import (  # noqa: E402
+    Server,
+    describe_machine,
+    die_with_parent,
+    percentile,
+    progress,
+    push_image,
+    scrape_metrics,
+    serve_command,
+    signgate_command,
+    start_registry_behind_proxy,
+    stop_process,
+    taskset,
+    workdir,
+    write_policy,
+    write_serve_tls,
+)
 
-from support import reviews, signer  # noqa: E402
+from support import reviews  # noqa: E402
 from support.fault_proxy import FaultProxy  # noqa: E402
 from support.formats import PrivateKey, generate_key, public_key_pem  # noqa: E402
 from support.push import MANIFEST_ACCEPT, OCI_INDEX, Pusher  # noqa: E402
-from support.registry import RegistryKind, RegistryServer, start_registry  # noqa: E402
-from support.tls import new_ca, write_ca, write_server_cert  # noqa: E402
+from support.registry import RegistryKind, RegistryServer  # noqa: E402
+from support.tls import new_ca  # noqa: E402
 
 TITLE = "signgate benchmark"
 COSIGN_VERSION = "v3.1.2"
@@ -71,14 +86,9 @@ MIN_EXTRAPOLATION = 2000
 """Fewer distinct digests than this (``--quick``) give a memory figure too noisy to judge."""
 ECDSA_P256_VERIFY_MS = 0.13
 """One ECDSA P-256 signature check, as the issue's cold-latency target counts it."""
-_SERVE_PORT = re.compile(r"on https://127\.0\.0\.1:(\d+) with \d+ TrustPolicies")
 _CEILING_PORT = re.compile(r"listening on https://127\.0\.0\.1:(\d+)")
 FORMATS = ("legacy", "bundle")
 KINDS = ("anonymous", "token")
-
-
-def progress(message: str) -> None:
-    print(f"==> {message}", file=sys.stderr, flush=True)
 
 
 # -- processes -------------------------------------------------------------------------------------
@@ -96,87 +106,15 @@ def pin_process(pid: int, cpu: int) -> None:
                 os.sched_setaffinity(int(tid), {cpu})
 
 
-def _taskset(cpu: int | None) -> list[str]:
-    if cpu is None:
-        return []
-    taskset = shutil.which("taskset")
-    return [taskset, "-c", str(cpu)] if taskset else []
-
-
-def _wait_for(log: Path, proc: subprocess.Popen[bytes], pattern: re.Pattern[str]) -> int:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        match = pattern.search(log.read_text(errors="replace"))
-        if match:
-            return int(match.group(1))
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-    raise RuntimeError(f"{log.name}: the server did not start:\n{tail}")
-
-
-def _python(use_uvloop: bool, module_args: Sequence[str]) -> list[str]:
-    """``python -m signgate ARGS``, or the same on uvloop (an experiment)."""
-    if not use_uvloop:
-        return [sys.executable, "-m", *module_args]
-    code = (
-        "import sys, uvloop; uvloop.install(); from signgate.cli import main; "
-        "sys.exit(main(sys.argv[1:]))"
-    )
-    return [sys.executable, "-c", code, *module_args[1:]]
-
-
-class Server:
-    """A ``signgate serve`` (or the bare ceiling endpoint) process of ours."""
-
-    def __init__(self, name: str, command: list[str], log: Path, pattern: re.Pattern[str]) -> None:
-        self.name = name
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own server
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent(),  # prctl only, resolved before fork
-            )
-        try:
-            self.port = _wait_for(log, self.proc, pattern)
-        except BaseException:
-            _stop(self.proc)
-            raise
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def rss_mib(self) -> float:
-        return (rss_kib(self.pid) or 0) / 1024
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.pid) or 0.0
-
-    def stop(self) -> int:
-        return _stop(self.proc)
-
-    def log_errors(self) -> list[str]:
-        return [
-            line[:300]
-            for line in self.log.read_text(errors="replace").splitlines()
-            if '"levelname": "ERROR"' in line or "Traceback" in line
-        ]
-
-
 class Driver:
     """The client process (``bench/_driver.py``), one JSON command per line."""
 
     def __init__(self, ca_file: Path, cpu: int | None) -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - this very script
-            [*_taskset(cpu), sys.executable, str(Path(__file__).resolve()), "_drive", str(ca_file)],
+            [*taskset(cpu), sys.executable, str(Path(__file__).resolve()), "_drive", str(ca_file)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            preexec_fn=_die_with_parent(),  # prctl only, resolved before fork
+            preexec_fn=die_with_parent(),  # prctl only, resolved before fork
         )
 
     def call(self, op: str, port: int, requests: Sequence[Request], **extra: Any) -> dict[str, Any]:
@@ -204,7 +142,7 @@ class Driver:
             with contextlib.suppress(OSError):
                 self.proc.stdin.write(b'{"op": "quit"}\n')
                 self.proc.stdin.close()
-        _stop(self.proc)
+        stop_process(self.proc)
 
 
 # -- requests --------------------------------------------------------------------------------------
@@ -251,14 +189,6 @@ class Results:
             self.errors.append(
                 f"{what}: {answer['errors']} wrong answers: {answer['error_samples']}"
             )
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 def _ms(seconds: Sequence[float]) -> list[float]:
@@ -348,19 +278,6 @@ class World:
         return self.anonymous if kind == "anonymous" else self.token
 
 
-def _write_policy(path: Path, key: PrivateKey, hosts: Sequence[str]) -> Path:
-    pem = "\n".join(
-        "          " + line for line in public_key_pem(key).decode().strip().splitlines()
-    )
-    images = ", ".join(f'"{host}/bench/**"' for host in hosts)
-    path.write_text(
-        "apiVersion: signgate.dev/v1alpha1\nkind: TrustPolicy\nmetadata: {name: bench}\n"
-        f"spec:\n  images: [{images}]\n  mode: Enforce\n  authorities:\n"
-        f"    - name: bench-key\n      key:\n        pem: |\n{pem}\n"
-    )
-    return path
-
-
 async def _push_world(world: World, key: PrivateKey, args: argparse.Namespace) -> None:
     gate = asyncio.Semaphore(16)
     # One image at a time per repository: concurrent uploads of the same blob (a bundle referrer's
@@ -369,11 +286,7 @@ async def _push_world(world: World, key: PrivateKey, args: argparse.Namespace) -
 
     async def one(pusher: Pusher, repo: str, tag: str, how: str | None) -> str:
         async with locks.setdefault((id(pusher), repo), asyncio.Lock()), gate:
-            digest = await pusher.push_random_image(repo, tag)
-            if how == "legacy":
-                await signer.sign_legacy(pusher, repo, digest, key)
-            elif how == "bundle":
-                await signer.sign_bundle_v3(pusher, repo, digest, key)
+            await push_image(pusher, key, repo, tag, how)
         return f"{repo}:{tag}"
 
     async with (
@@ -428,22 +341,17 @@ async def _push_world(world: World, key: PrivateKey, args: argparse.Namespace) -
 def build_world(work: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> World:
     ca = new_ca()
     progress("starting two CNCF distribution registries on loopback (anonymous, Bearer token)")
-    anonymous = start_registry(RegistryKind.ANONYMOUS, work / "registry-anonymous")
-    stack.callback(anonymous.stop)
-    token = start_registry(RegistryKind.TOKEN, work / "registry-token", tls_ca=ca)
-    stack.callback(token.stop)
-    proxies = {
-        "anonymous": FaultProxy.for_registry(anonymous),
-        "token": FaultProxy.for_registry(token, tls_ca=ca),
-    }
-    for proxy in proxies.values():
-        proxy.start()
-        stack.callback(proxy.stop)
+    anonymous, anonymous_proxy = start_registry_behind_proxy(
+        stack, RegistryKind.ANONYMOUS, work / "registry-anonymous"
+    )
+    token, token_proxy = start_registry_behind_proxy(
+        stack, RegistryKind.TOKEN, work / "registry-token", tls_ca=ca
+    )
+    proxies = {"anonymous": anonymous_proxy, "token": token_proxy}
     key = generate_key()
     key_file = work / "cosign.pub"
     key_file.write_bytes(public_key_pem(key))
-    tls_cert, tls_key = write_server_cert(ca, work, "serve")
-    ca_file = write_ca(ca, work / "ca.pem")
+    tls_cert, tls_key, ca_file = write_serve_tls(ca, work)
     assert token.username is not None
     assert token.password is not None
     auth = f"{token.username}:{token.password}".encode()
@@ -459,7 +367,7 @@ def build_world(work: Path, args: argparse.Namespace, stack: contextlib.ExitStac
         ca_file=ca_file,
         tls_cert=tls_cert,
         tls_key=tls_key,
-        policy=_write_policy(work / "policy.yaml", key, hosts),
+        policy=write_policy(work / "policy.yaml", key, hosts, "bench"),
         key_file=key_file,
         registry_config=registry_config,
         anonymous=anonymous,
@@ -472,45 +380,32 @@ def build_world(work: Path, args: argparse.Namespace, stack: contextlib.ExitStac
 
 
 def start_signgate(world: World, name: str, args: argparse.Namespace, cpu: int | None) -> Server:
-    command = [
-        *_taskset(cpu),
-        *_python(
-            args.uvloop,
-            [
-                "signgate",
-                "--log-format",
-                "json",
-                "serve",
-                "--policy",
-                str(world.policy),
-                "--tls-cert",
-                str(world.tls_cert),
-                "--tls-key",
-                str(world.tls_key),
-                "--address",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--insecure-registry",
-                world.anonymous.host,
-                "--insecure-registry",
-                world.proxies["anonymous"].host,
-                "--registry-ca",
-                f"{world.token.host}={world.ca_file}",
-                "--registry-ca",
-                f"{world.proxies['token'].host}={world.ca_file}",
-                "--registry-config",
-                str(world.registry_config),
-            ],
-        ),
-    ]
+    command = serve_command(
+        world.policy,
+        world.tls_cert,
+        world.tls_key,
+        [
+            "--insecure-registry",
+            world.anonymous.host,
+            "--insecure-registry",
+            world.proxies["anonymous"].host,
+            "--registry-ca",
+            f"{world.token.host}={world.ca_file}",
+            "--registry-ca",
+            f"{world.proxies['token'].host}={world.ca_file}",
+            "--registry-config",
+            str(world.registry_config),
+        ],
+        cpu=cpu,
+        use_uvloop=args.uvloop,
+    )
     progress(f"starting signgate serve ({name}){' on CPU ' + str(cpu) if cpu is not None else ''}")
-    return Server(name, command, world.work / f"serve-{name}.log", _SERVE_PORT)
+    return Server(name, command, world.work / f"serve-{name}.log")
 
 
 def start_ceiling(world: World, args: argparse.Namespace, cpu: int | None) -> Server:
     command = [
-        *_taskset(cpu),
+        *taskset(cpu),
         sys.executable,
         str(Path(__file__).resolve()),
         "_ceiling",
@@ -536,7 +431,7 @@ class Bench:
     names: Iterator[int] = field(default_factory=lambda: iter(range(1 << 62)))
 
     def metrics(self, server: Server | None = None) -> dict[str, float]:
-        return _scrape((server or self.server).port, self.world.ca_file)
+        return scrape_metrics((server or self.server).port, self.world.ca_file)
 
     def name(self, prefix: str) -> str:
         return f"{prefix}-{next(self.names):06d}"
@@ -735,8 +630,8 @@ class Bench:
         cpu = 0 if self.args.pin else None
         for fmt, image in zip(FORMATS, world.warm[:2], strict=True):
             command = [
-                *_taskset(cpu),
-                *_python(False, ["signgate", "verify", "--key", str(world.key_file), image]),
+                *taskset(cpu),
+                *signgate_command(["verify", "--key", str(world.key_file), image]),
                 "--insecure-registry",
                 world.anonymous.host,
             ]
@@ -745,7 +640,7 @@ class Bench:
             if cosign is None:
                 continue
             command = [
-                *_taskset(cpu),
+                *taskset(cpu),
                 str(cosign),
                 "verify",
                 "--key",
@@ -823,7 +718,7 @@ def measure_memory(
             admitted = min(len(images), (begin + len(chunk)) * 10)
             curve.append((admitted, server.rss_mib()))
             progress(f"  {admitted:,} digests cached, RSS {curve[-1][1]:.0f} MiB")
-        metrics = _scrape(server.port, world.ca_file)
+        metrics = scrape_metrics(server.port, world.ca_file)
         entries = counter(metrics, 'signgate_cache_entries{cache="verdict"}')
         results.notes["memory.curve"] = curve
         results.notes["memory.verdicts_cached"] = entries
@@ -965,7 +860,7 @@ def table(results: Results, args: argparse.Namespace) -> str:
     lines = [
         f"{TITLE}: {args.repeat} repetition{'s' if args.repeat != 1 else ''}"
         f"{' (--quick)' if args.quick else ''}",
-        f"  {_machine()}",
+        f"  {describe_machine()}",
         "  server "
         + ("pinned to CPU 0, client and registries to CPU 1" if args.pin else "not pinned")
         + f"{'; server on uvloop' if args.uvloop else ''}",
@@ -1217,7 +1112,7 @@ def run(args: argparse.Namespace, work: Path) -> Results:
             )
         else:  # the first run of each binary reads it from disk: not measured
             bench.timed_process([str(cosign), "version"], "cosign version", cosign_env(work))
-        bench.timed_process([sys.executable, "-m", "signgate", "--version"], "signgate")
+        bench.timed_process(signgate_command(["--version"]), "signgate")
         for rep in range(args.repeat):
             progress(f"repetition {rep + 1}/{args.repeat}: warm path and ceiling")
             bench.warm()
@@ -1231,7 +1126,7 @@ def run(args: argparse.Namespace, work: Path) -> Results:
         server_status = server.stop()
         if server_status != 0:
             results.errors.append(f"signgate serve exited {server_status} on SIGTERM")
-        results.errors.extend(f"server log: {line}" for line in server.log_errors())
+        results.errors.extend(f"server log: {line}" for line in server.log_errors(300))
         if args.memory_images:
             progress("memory: a fresh signgate serve")
             measure_memory(world, args, driver, results)
@@ -1251,12 +1146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _settle(args)
     with contextlib.ExitStack() as stack:
-        if args.workdir is not None:
-            args.workdir.mkdir(parents=True, exist_ok=True)
-            work = args.workdir.resolve()
-        else:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="signgate-bench-")))
-        results = run(args, work)
+        results = run(args, workdir(stack, args.workdir, "signgate-bench-"))
     found = targets(results)
     print(table(results, args))
     print()
@@ -1271,7 +1161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(
             json.dumps(
                 {
-                    "machine": _machine(),
+                    "machine": describe_machine(),
                     "python": platform.python_version(),
                     "arguments": {k: str(v) for k, v in vars(args).items()},
                     "pooled": results.pooled,

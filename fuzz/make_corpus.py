@@ -1,8 +1,8 @@
 """Write the seed corpora, ``fuzz/corpus/<target>/``, from real inputs.
 
 Sources: the cosign and Sigstore vectors vendored in ``tests/vectors/data`` (see its README.md),
-the AdmissionReviews of ``tests/unit/admission/reviews`` and its test kit, the example
-TrustPolicies, and cosign's exact formats as ``tests/support/formats.py`` writes them.
+the AdmissionReviews of ``tests/unit/admission/reviews`` and of ``tests/support/reviews.py``, the
+example TrustPolicies, and cosign's exact formats as ``tests/support/formats.py`` writes them.
 The corpus is committed; run this again (``uv run python -m fuzz.make_corpus``) only to change it.
 Every seed file is named by what it is and stays small (the largest, a bundle, is 12 KB). Files
 named ``regress-*`` are inputs that once crashed a target; they are kept as they are.
@@ -23,15 +23,14 @@ from fuzz import fixtures
 from fuzz.harness import CORPUS_DIR, FUZZ_DIR, TARGETS, check, load, pack
 
 REPOSITORY = FUZZ_DIR.parent
-sys.path[:0] = [str(REPOSITORY / "tests"), str(REPOSITORY / "tests" / "unit" / "admission")]
+sys.path.insert(0, str(REPOSITORY / "tests"))
 
-from admission_testkit import KINDS, REVIEWS, pod_spec, review, workload  # noqa: E402
+from support import formats, vectors  # noqa: E402
+from support.reviews import KINDS, REVIEWS, pod_spec, review, workload  # noqa: E402
 
-from support import formats  # noqa: E402
-
-VECTORS = REPOSITORY / "tests" / "vectors" / "data"
-CONFORMANCE = VECTORS / "sigstore-conformance/test/assets/bundle-verify"
-CONTAINERS = VECTORS / "containers-image/signature"
+VECTORS = vectors.vectors_dir()
+CONFORMANCE = VECTORS / vectors.CONFORMANCE
+CONTAINERS = VECTORS / vectors.CONTAINERS
 BUNDLE_CASES = (
     "managed-key-happy-path",
     "happy-path-v0.3",
@@ -90,14 +89,19 @@ def admission() -> Seeds:
         [("app", "registry.example.com/release/app:v1")],
         init=[("init", "busybox:1.36")],
         ephemeral=[("debug", "busybox@" + fixtures.VECTOR_DIGEST)],
-        image_volumes=[("models", "registry.example.com/models:v1")],
+        volumes=[("models", "registry.example.com/models:v1")],
     )
+    # The seeds were first written with the namespace "shop"; kept so, so they stay unchanged.
     for kind in KINDS:
-        seeds[f"create-{kind.lower()}"] = _json(review(workload(kind, spec)))
-    old = workload("Deployment", pod_spec([("app", "registry.example.com/release/app:v0")]))
-    new = workload("Deployment", pod_spec([("app", "registry.example.com/release/app:v1")]))
+        seeds[f"create-{kind.lower()}"] = _json(review(workload(kind, spec, namespace="shop")))
+    old = workload(
+        "Deployment", pod_spec([("app", "registry.example.com/release/app:v0")]), namespace="shop"
+    )
+    new = workload(
+        "Deployment", pod_spec([("app", "registry.example.com/release/app:v1")]), namespace="shop"
+    )
     seeds["update-deployment"] = _json(review(new, operation="UPDATE", old=old))
-    seeds["delete-pod"] = _json(review(None, kind="Pod", operation="DELETE"))
+    seeds["delete-pod"] = _json(review(None, kind="Pod", operation="DELETE", namespace="shop"))
     return seeds
 
 
@@ -440,12 +444,8 @@ spec:
 
 def trusted_root() -> Seeds:
     return {
-        "public-good": (
-            VECTORS / "sigstore-go/pkg/testing/data/trusted-roots/public-good.json"
-        ).read_bytes(),
-        "production": (
-            VECTORS / "sigstore-python/sigstore/_store/tuf-repo-cdn.sigstore.dev/trusted_root.json"
-        ).read_bytes(),
+        "public-good": (VECTORS / vectors.PUBLIC_GOOD_ROOT).read_bytes(),
+        "production": (VECTORS / vectors.PRODUCTION_ROOT).read_bytes(),
     }
 
 

@@ -1,4 +1,8 @@
-"""The engine's caches against a real registry: fast when it may be, never wrong."""
+"""The engine's caches against a real registry: fast when it may be, never wrong.
+
+Time is a `FakeClock` the tests advance (``Verifier(monotonic=...)``): a TTL passes when a test says
+so, never by sleeping, so a busy machine cannot make a cached answer outlive its test.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,27 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from signgate.deadline import Deadline
 from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
+from signgate.policy.compiled import CompiledPolicy
 from signgate.registry import RegistryClient, RegistryOptions, Response
 from signgate.registry.client import _no_such_route
 from support import signer
+from support.clock import FakeClock
 from support.engine import key_policy
 from support.fault_proxy import FaultProxy
 from support.formats import generate_key
 from support.push import Pusher
 
 
-def verifier(client: RegistryClient, **cache: float) -> Verifier:
-    return Verifier(client, settings=VerifierSettings(cache=CacheSettings(**cache)))  # type: ignore[arg-type]
+def verifier(
+    client: RegistryClient, *, monotonic: FakeClock | None = None, **cache: float
+) -> Verifier:
+    """An engine with these cache settings; its caches read ``monotonic`` (a fresh clock at 0 that
+    only a test moves, unless given)."""
+    return Verifier(
+        client,
+        settings=VerifierSettings(cache=CacheSettings(**cache)),  # type: ignore[arg-type]
+        monotonic=monotonic or FakeClock(),
+    )
 
 
 async def test_concurrent_admissions_of_one_image_cause_one_verification(
@@ -53,13 +67,18 @@ async def test_a_moved_tag_is_denied_once_the_tag_ttl_passes(pusher: Pusher) -> 
     key = generate_key()
     await signer.sign_legacy(pusher, name, signed, key)
     policy = key_policy(key)
+    clock = FakeClock()
     async with RegistryClient(RegistryOptions(insecure_hosts=frozenset({pusher.host}))) as c:
-        engine = verifier(c, tag_ttl=0.2)
+        engine = verifier(c, monotonic=clock, tag_ttl=10)
         image = f"{pusher.host}/{name}:v1"
         first = await engine.verify_image(image, [policy], Deadline.after(10))
         assert first.allowed
         unsigned = await pusher.push_random_image(name, "v1")  # the tag moves
-        await asyncio.sleep(0.3)
+        clock.advance(9.9)
+        within = await engine.verify_image(image, [policy], Deadline.after(10))
+        assert within.allowed  # the tag's digest is reused for up to tag_ttl
+        assert within.digest == signed
+        clock.advance(0.1)
         second = await engine.verify_image(image, [policy], Deadline.after(10))
         assert not second.allowed
         assert second.digest == unsigned
@@ -76,15 +95,17 @@ async def test_a_signature_added_later_is_seen_after_the_short_negative_ttl(push
     digest = await pusher.push_random_image(name, "v1")
     key = generate_key()
     policy = key_policy(key)
+    clock = FakeClock()
     async with RegistryClient(RegistryOptions(insecure_hosts=frozenset({pusher.host}))) as c:
-        engine = verifier(c, unverified_ttl=0.2)
+        engine = verifier(c, monotonic=clock, unverified_ttl=30)
         image = f"{pusher.host}/{name}@{digest}"
         assert not (await engine.verify_image(image, [policy], Deadline.after(10))).allowed
         await signer.sign_legacy(pusher, name, digest, key)
+        clock.advance(29.9)
         assert not (
             await engine.verify_image(image, [policy], Deadline.after(10))
         ).allowed  # cached
-        await asyncio.sleep(0.3)
+        clock.advance(0.1)
         assert (await engine.verify_image(image, [policy], Deadline.after(10))).allowed
 
 
@@ -140,12 +161,24 @@ async def test_work_outlives_a_short_deadline_and_the_next_request_reuses_it(
             first = await engine.verify_image(image, [policy], Deadline.after(0.5))
             assert not first.allowed
             assert "deadline" in first.reasons[0]
-            await asyncio.sleep(2.5)  # the shared verification completes in the background
+            # The shared verification completes in the background and is cached.
+            await until_cached(engine, image, [policy])
             second = await engine.verify_image(image, [policy], Deadline.after(0.5))
             assert second.allowed, second.reasons
             assert engine.verifications == 1
     finally:
         fault_proxy.clear()
+
+
+async def until_cached(
+    engine: Verifier, image: str, policies: list[CompiledPolicy], timeout: float = 20
+) -> None:
+    """Poll until the engine's caches alone decide ``image`` (work finishing, not a TTL)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while engine.cached_decision(image, policies) is None:
+        assert loop.time() < give_up, f"{image}: no cached decision after {timeout} s"
+        await asyncio.sleep(0.05)
 
 
 async def test_the_warm_path_answers_exactly_what_the_engine_would(pusher: Pusher) -> None:

@@ -7,6 +7,10 @@ Modules:
     push         -- write blobs, manifests, images and indexes through the registry's normal API.
     formats      -- byte-exact cosign building blocks (keys, payloads, DSSE, bundles, manifests).
     signer       -- write cosign signatures and attestations in cosign's storage formats A/B/C.
+    memory_sigstore -- an in-memory Rekor log and Fulcio CA (+ CT log), keyless signatures in them.
+    vectors      -- where the vendored cosign/Sigstore vectors are (and the paths inside).
+    reviews      -- AdmissionReview requests as the apiserver sends them.
+    clock        -- a fake monotonic clock, for TTLs that pass when a test says so.
     fault_proxy  -- a reverse proxy that injects faults a real registry cannot produce.
     rawhttp      -- a minimal second client, used by proof tests to read back independently.
     tls          -- the session CA and loopback certificates.
@@ -26,5 +30,7 @@ Typical use::
             digest = await pusher.push_random_image("team/app", "v1")
             await signer.sign_bundle_v3(pusher, "team/app", digest, generate_key())
 
-Nothing here imports ``signgate``: the test world must stay independent of the code under test.
+The registry, the pusher, ``formats`` and ``signer`` never import ``signgate``: what they write must
+stay independent of the code under test. ``cosign_key``, ``engine`` and ``memory_sigstore`` build
+signgate's own types and import it.
 """

@@ -1,4 +1,4 @@
-"""cosign's encrypted private key format and a signer that hashes the way cosign does.
+"""cosign's encrypted private key format, and a signer that refuses keys signgate does not support.
 
 This is tooling for tests and for users who hand signgate a ``cosign.key``; the admission path
 never needs a private key. Format (cosign-formats §4.2, go-securesystemslib ``encrypted``): a PEM
@@ -15,18 +15,18 @@ import json
 import os
 from typing import TypeAlias
 
-import nacl.bindings
 import nacl.exceptions
 import nacl.secret
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from signgate.errors import KeyFormatError
 from signgate.signatures import _json, _pem
-from signgate.signatures.keys import CURVE_DEFAULT_HASH, PublicKey
+from signgate.signatures.keys import PublicKey
+from support.formats import PrivateKey, sign_bytes
 
-SigningKey: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+SigningKey: TypeAlias = PrivateKey
 """The private key types cosign signs with (and that `load_cosign_private_key` returns)."""
 
 PEM_LABEL = "ENCRYPTED SIGSTORE PRIVATE KEY"
@@ -145,7 +145,8 @@ def sign(private_key: SigningKey, message: bytes, *, prehash_ed25519: bool = Fal
     """Sign ``message`` with the hash cosign uses for the key type (cosign-formats §1.3).
 
     ECDSA: the curve's default hash, ASN.1 DER signature. RSA: PKCS#1 v1.5 with SHA-256.
-    Ed25519: pure, or Ed25519ph (SHA-512 prehash) as cosign does for hashedrekord.
+    Ed25519: pure, or Ed25519ph (SHA-512 prehash) as cosign does for hashedrekord. The signing
+    itself is `support.formats.sign_bytes`; this first refuses a key signgate would refuse.
 
     Args:
         private_key: the signing key.
@@ -159,14 +160,4 @@ def sign(private_key: SigningKey, message: bytes, *, prehash_ed25519: bool = Fal
         KeyFormatError: an unsupported key type or curve.
     """
     PublicKey.from_key(private_key.public_key())
-    if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        return private_key.sign(message, ec.ECDSA(CURVE_DEFAULT_HASH[private_key.curve.name]()))
-    if isinstance(private_key, rsa.RSAPrivateKey):
-        return private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-    if not prehash_ed25519:
-        return private_key.sign(message)
-    seed = private_key.private_bytes_raw()
-    public = private_key.public_key().public_bytes_raw()
-    state = nacl.bindings.crypto_sign_ed25519ph_state()
-    nacl.bindings.crypto_sign_ed25519ph_update(state, message)
-    return nacl.bindings.crypto_sign_ed25519ph_final_create(state, seed + public)
+    return sign_bytes(private_key, message, ed25519ph=prehash_ed25519)

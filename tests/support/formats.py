@@ -75,18 +75,21 @@ def generate_key(kind: KeyKind = "ecdsa-p256") -> PrivateKey:
     raise ValueError(f"unknown key kind {kind!r}")
 
 
+def public_key_of(key: PrivateKey | PublicKey) -> PublicKey:
+    """The public half of a private key; a public key as it is."""
+    return key.public_key() if isinstance(key, PrivateKey) else key
+
+
 def spki_der(key: PrivateKey | PublicKey) -> bytes:
     """DER SubjectPublicKeyInfo of the (public half of the) key."""
-    public = key.public_key() if isinstance(key, PrivateKey) else key
-    return public.public_bytes(
+    return public_key_of(key).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
 def public_key_pem(key: PrivateKey | PublicKey) -> bytes:
     """``-----BEGIN PUBLIC KEY-----`` PEM, i.e. ``cosign.pub``."""
-    public = key.public_key() if isinstance(key, PrivateKey) else key
-    return public.public_bytes(
+    return public_key_of(key).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
@@ -135,7 +138,7 @@ def verify_bytes(
     key: PrivateKey | PublicKey, signature: bytes, data: bytes, *, ed25519ph: bool = False
 ) -> bool:
     """Check a signature made by :func:`sign_bytes` (used for cosign's duplicate detection)."""
-    public = key.public_key() if isinstance(key, PrivateKey) else key
+    public = public_key_of(key)
     try:
         if isinstance(public, ec.EllipticCurvePublicKey):
             public.verify(signature, data, ec.ECDSA(_ecdsa_default_hash(public.curve)))
@@ -328,6 +331,11 @@ class Layer:
     def digest(self) -> str:
         """sha256 of the blob."""
         return sha256_digest(self.blob)
+
+    @property
+    def signature(self) -> bytes:
+        """The raw signature of a cosign ``.sig`` layer: its signature annotation, decoded."""
+        return base64.b64decode(self.annotations[SIGNATURE_ANNOTATION])
 
     def descriptor(self) -> dict[str, Any]:
         """The manifest layer descriptor (ggcr field order, annotations sorted)."""

@@ -15,7 +15,14 @@ from support import signer
 from support.formats import Layer
 from support.push import Pusher
 
+# Folders and files under `vectors_dir()`.
 CONFORMANCE = "sigstore-conformance/test/assets/bundle-verify"
+CONTAINERS = "containers-image/signature"
+PRODUCTION_ROOT = "sigstore-python/sigstore/_store/tuf-repo-cdn.sigstore.dev/trusted_root.json"
+PUBLIC_GOOD_ROOT = "sigstore-go/pkg/testing/data/trusted-roots/public-good.json"
+
+REKOR_V1_LOG_ID = bytes.fromhex("c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d")
+"""The log ID of the public-good Rekor v1 log (rekor.sigstore.dev), as the vectors name it."""
 
 
 def vectors_dir() -> Path:

@@ -7,23 +7,16 @@ import asyncio
 import pytest
 
 from signgate.cache import SingleFlight, TTLCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from support.clock import FakeClock
 
 
 def test_entries_expire_individually_and_lru_is_bounded() -> None:
-    clock = Clock()
+    clock = FakeClock()
     cache: TTLCache[str, int] = TTLCache(max_entries=2, clock=clock)
     cache.put("short", 1, ttl=1)
     cache.put("long", 2, ttl=100)
     assert cache.get("short") == 1
-    clock.now = 2
+    clock.advance(2)
     assert cache.get("short") is None
     assert cache.get("long") == 2
     cache.put("a", 3, ttl=100)
@@ -34,7 +27,7 @@ def test_entries_expire_individually_and_lru_is_bounded() -> None:
 
 
 def test_zero_ttl_stores_nothing_and_discard_where() -> None:
-    cache: TTLCache[tuple[str, str], int] = TTLCache(max_entries=10, clock=Clock())
+    cache: TTLCache[tuple[str, str], int] = TTLCache(max_entries=10, clock=FakeClock())
     cache.put(("p", "d"), 1, ttl=0)
     assert cache.get(("p", "d")) is None
     cache.put(("p1", "d"), 1, ttl=10)

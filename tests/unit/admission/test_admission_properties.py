@@ -13,7 +13,6 @@ import json
 import unicodedata
 from typing import Any
 
-from admission_testkit import DIGEST, KINDS, encode, fixture, pod_spec, review, workload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +32,7 @@ from signgate.admission.review import (
     MAX_WARNINGS,
 )
 from signgate.errors import AdmissionRequestError
+from support.reviews import DIGEST, KINDS, encode, fixture, pod_spec, review, workload
 
 FUZZ = settings(
     database=None,
@@ -147,9 +147,7 @@ _REAL = [
     json.loads(fixture("pod_ephemeralcontainers.json")),
     *(
         review(
-            workload(
-                kind, pod_spec([("a", "x:1")], init=[("b", "y:1")], image_volumes=[("v", "z:1")])
-            )
+            workload(kind, pod_spec([("a", "x:1")], init=[("b", "y:1")], volumes=[("v", "z:1")]))
         )
         for kind in KINDS
     ),

@@ -6,16 +6,6 @@ import copy
 from typing import Any
 
 import pytest
-from admission_testkit import (
-    DIGEST,
-    KINDS,
-    WORKLOAD_KINDS,
-    fixture,
-    pod_spec,
-    request_of,
-    review,
-    workload,
-)
 
 from signgate.admission import (
     SUPPORTED_KINDS,
@@ -26,12 +16,22 @@ from signgate.admission import (
 )
 from signgate.admission.pointer import split_pointer
 from signgate.errors import AdmissionRequestError
+from support.reviews import (
+    DIGEST,
+    KINDS,
+    WORKLOAD_KINDS,
+    fixture,
+    pod_spec,
+    request_of,
+    review,
+    workload,
+)
 
 FULL_SPEC = pod_spec(
     [("web", "nginx:1.27"), ("sidecar", "ghcr.io/acme/proxy:2")],
     init=[("migrate", "registry.example.com/shop/migrate:2.4.1")],
     ephemeral=[("debugger", "busybox:1.36")],
-    image_volumes=[("models", "ghcr.io/acme/models:v3")],
+    volumes=[("models", "ghcr.io/acme/models:v3")],
 )
 
 

@@ -6,7 +6,11 @@ import copy
 from typing import Any
 
 import pytest
-from admission_testkit import (
+
+from signgate.admission import apply_patch, extract_images, parse_review, pin_patch
+from signgate.admission.pointer import split_pointer
+from signgate.errors import InvalidReferenceError, PatchError
+from support.reviews import (
     DIGEST,
     KINDS,
     OTHER_DIGEST,
@@ -17,16 +21,12 @@ from admission_testkit import (
     workload,
 )
 
-from signgate.admission import apply_patch, extract_images, parse_review, pin_patch
-from signgate.admission.pointer import split_pointer
-from signgate.errors import InvalidReferenceError, PatchError
-
 PINNED = f"ghcr.io/acme/proxy:2@{OTHER_DIGEST}"
 SPEC = pod_spec(
     [("web", "nginx:1.27"), ("sidecar", PINNED), ("again", "nginx:1.27")],
     init=[("migrate", "registry.example.com/shop/migrate:2.4.1")],
     ephemeral=[("debugger", "busybox:1.36")],
-    image_volumes=[("models", "ghcr.io/acme/models:v3")],
+    volumes=[("models", "ghcr.io/acme/models:v3")],
 )
 DIGESTS = {
     "nginx:1.27": DIGEST,

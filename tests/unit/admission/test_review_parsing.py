@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from admission_testkit import encode, fixture, pod_spec, review, workload
 
 from signgate.admission import parse_review
 from signgate.errors import AdmissionRequestError, SigngateError
+from support.reviews import encode, fixture, pod_spec, review, workload
 
 
 def _pod_review(**kwargs: Any) -> dict[str, Any]:

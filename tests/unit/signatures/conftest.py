@@ -1,7 +1,8 @@
 """Fixtures for the signature-core tests: the real vectors, fresh keys, and in-memory logs.
 
 The vectors (vendored in ``tests/vectors/data``, see its README.md) were made by cosign and other
-Sigstore clients; helpers that are not fixtures live in ``signatures_testkit.py``.
+Sigstore clients; helpers that are not fixtures live in ``support.vectors`` (where the vectors are),
+``support.formats`` (keys, signatures) and ``support.memory_sigstore`` (a Rekor log, a Fulcio CA).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from signatures_testkit import CONFORMANCE, CONTAINERS, PRODUCTION_ROOT, FakeLog, LegacyLayer
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from signgate.signatures.trusted_root import TrustedRoot, load_trusted_root
-from support.cosign_key import SigningKey
+from support.formats import KeyKind, Layer, PrivateKey, generate_key
+from support.memory_sigstore import FakeLog
+from support.vectors import CONFORMANCE, CONTAINERS, PRODUCTION_ROOT
 
 
 @pytest.fixture(scope="session")
@@ -49,30 +51,29 @@ def production_root(read_vector: Callable[[str], bytes]) -> TrustedRoot:
 
 
 @pytest.fixture(scope="session")
-def legacy_layer(read_vector: Callable[[str], bytes]) -> Callable[[str], LegacyLayer]:
-    """Read a containers/image ``signature-N`` file: ``\\x00sigstore-json\\n`` + JSON."""
+def legacy_layer(read_vector: Callable[[str], bytes]) -> Callable[[str], Layer]:
+    """Read a containers/image ``signature-N`` file (``\\x00sigstore-json\\n`` + JSON) as the
+    cosign ``.sig`` layer it holds."""
 
-    def read(relative: str) -> LegacyLayer:
+    def read(relative: str) -> Layer:
         raw = read_vector(f"{CONTAINERS}/{relative}")
         prefix = b"\x00sigstore-json\n"
         assert raw.startswith(prefix)
         doc = json.loads(raw[len(prefix) :])
-        return LegacyLayer(doc["mimeType"], base64.b64decode(doc["payload"]), doc["annotations"])
+        return Layer(base64.b64decode(doc["payload"]), doc["mimeType"], doc["annotations"])
 
     return read
 
 
+SIGNING_KEY_KINDS: tuple[KeyKind, ...] = (
+    "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-2048", "rsa-4096", "ed25519"
+)  # fmt: skip
+
+
 @pytest.fixture(scope="session")
-def signing_keys() -> dict[str, SigningKey]:
+def signing_keys() -> dict[str, PrivateKey]:
     """One fresh key of every type cosign signs with (RSA generation is the slow part)."""
-    return {
-        "ecdsa-p256": ec.generate_private_key(ec.SECP256R1()),
-        "ecdsa-p384": ec.generate_private_key(ec.SECP384R1()),
-        "ecdsa-p521": ec.generate_private_key(ec.SECP521R1()),
-        "rsa-2048": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        "rsa-4096": rsa.generate_private_key(public_exponent=65537, key_size=4096),
-        "ed25519": ed25519.Ed25519PrivateKey.generate(),
-    }
+    return {kind: generate_key(kind) for kind in SIGNING_KEY_KINDS}
 
 
 @pytest.fixture

@@ -15,22 +15,6 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from fulcio_testkit import (
-    CA_START,
-    DEFAULT_ISSUER,
-    OID_ISSUER_V1,
-    OID_ISSUER_V2,
-    OID_SCT_LIST,
-    SIGNED_AT,
-    SIGNED_AT_TIME,
-    FakeFulcio,
-    bundle_signature,
-    certificate_pem,
-    keyless_attestation_document,
-    keyless_bundle_document,
-    keyless_signature,
-)
-from signatures_testkit import FakeLog
 
 from signgate.policy.evaluate import REASON_ORDER
 from signgate.reference import Digest
@@ -60,6 +44,22 @@ from signgate.signatures.results import (
 from signgate.signatures.trusted_root import TrustedRoot
 from signgate.signatures.verify import verify_attestation, verify_with_authority
 from support.cosign_key import sign
+from support.memory_sigstore import (
+    CA_START,
+    DEFAULT_ISSUER,
+    OID_ISSUER_V1,
+    OID_ISSUER_V2,
+    OID_SCT_LIST,
+    SIGNED_AT,
+    SIGNED_AT_TIME,
+    FakeFulcio,
+    FakeLog,
+    bundle_signature,
+    certificate_pem,
+    keyless_attestation_document,
+    keyless_bundle_document,
+    keyless_signature,
+)
 
 DIGEST = Digest("sha256:" + "ab" * 32)
 ALICE = "alice@example.com"

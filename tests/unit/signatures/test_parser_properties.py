@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from signatures_testkit import CONFORMANCE, CONTAINERS, PRODUCTION_ROOT
 
 from signgate.errors import BundleFormatError, ConfigError, KeyFormatError, SigngateError
 from signgate.signatures import _json
@@ -24,6 +23,7 @@ from signgate.signatures.dsse import parse_envelope, parse_statement
 from signgate.signatures.keys import load_public_key_pem
 from signgate.signatures.tlog import parse_cosign_bundle_annotation
 from signgate.signatures.trusted_root import load_trusted_root
+from support.vectors import CONFORMANCE, CONTAINERS, PRODUCTION_ROOT
 
 FUZZ = settings(
     database=None,

@@ -11,11 +11,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from signatures_testkit import CONTAINERS, REKOR_V1_LOG_ID, public_pem
 
 from signgate.errors import KeyFormatError
 from signgate.signatures.keys import PublicKey, load_public_key_pem, public_key_from_der
 from support.cosign_key import SigningKey, sign
+from support.formats import public_key_pem
+from support.vectors import CONTAINERS, REKOR_V1_LOG_ID
 
 MESSAGE = b'{"critical":{"type":"cosign container image signature"},"optional":null}'
 
@@ -70,7 +71,7 @@ def test_text_around_the_pem_block_is_ignored(read_vector: Callable[[str], bytes
 def test_every_supported_key_type_round_trips_through_pem(
     signing_keys: dict[str, SigningKey], name: str, algorithm: str
 ) -> None:
-    key = load_public_key_pem(public_pem(signing_keys[name]))
+    key = load_public_key_pem(public_key_pem(signing_keys[name]))
 
     assert key.algorithm == algorithm
     assert key == PublicKey.from_key(signing_keys[name].public_key())

@@ -16,12 +16,13 @@ from collections.abc import Callable
 
 import pytest
 from cryptography import x509
-from signatures_testkit import CONTAINERS, LegacyLayer
 
 from signgate.errors import KeyFormatError
 from signgate.signatures.bundle import parse_bundle
 from signgate.signatures.dsse import IN_TOTO_PAYLOAD_TYPE, parse_statement
 from signgate.signatures.keys import PublicKey, load_public_key_pem
+from support.formats import Layer
+from support.vectors import CONTAINERS
 
 Reader = Callable[..., bytes]
 IMAGE_DIGEST = "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00"
@@ -38,7 +39,7 @@ def cosign2_pub(read_vector: Callable[[str], bytes]) -> PublicKey:
 
 
 @pytest.fixture(scope="module")
-def valid_layer(legacy_layer: Callable[[str], LegacyLayer]) -> LegacyLayer:
+def valid_layer(legacy_layer: Callable[[str], Layer]) -> Layer:
     return legacy_layer("fixtures/dir-img-cosign-valid/signature-1")
 
 
@@ -46,41 +47,41 @@ def valid_layer(legacy_layer: Callable[[str], LegacyLayer]) -> LegacyLayer:
 
 
 def test_cosign_key_signature_verifies_over_the_exact_payload(
-    valid_layer: LegacyLayer, cosign_pub: PublicKey
+    valid_layer: Layer, cosign_pub: PublicKey
 ) -> None:
-    assert valid_layer.mime_type == "application/vnd.dev.cosign.simplesigning.v1+json"
-    assert cosign_pub.verify(valid_layer.signature, valid_layer.payload)
+    assert valid_layer.media_type == "application/vnd.dev.cosign.simplesigning.v1+json"
+    assert cosign_pub.verify(valid_layer.signature, valid_layer.blob)
 
 
 def test_cosign_key_signature_fails_with_another_key(
-    valid_layer: LegacyLayer, cosign2_pub: PublicKey
+    valid_layer: Layer, cosign2_pub: PublicKey
 ) -> None:
-    assert not cosign2_pub.verify(valid_layer.signature, valid_layer.payload)
+    assert not cosign2_pub.verify(valid_layer.signature, valid_layer.blob)
 
 
 @pytest.mark.parametrize("position", [0, 57, 130, 260])
 def test_cosign_key_signature_fails_when_one_payload_byte_changes(
-    valid_layer: LegacyLayer, cosign_pub: PublicKey, position: int
+    valid_layer: Layer, cosign_pub: PublicKey, position: int
 ) -> None:
-    payload = bytearray(valid_layer.payload)
+    payload = bytearray(valid_layer.blob)
     payload[position] ^= 0x01
 
     assert not cosign_pub.verify(valid_layer.signature, bytes(payload))
 
 
 def test_cosign_signature_is_not_over_a_reserialised_payload(
-    valid_layer: LegacyLayer, cosign_pub: PublicKey
+    valid_layer: Layer, cosign_pub: PublicKey
 ) -> None:
     # Same JSON, other bytes: only the exact fetched bytes verify.
-    reserialised = json.dumps(json.loads(valid_layer.payload), indent=1).encode()
+    reserialised = json.dumps(json.loads(valid_layer.blob), indent=1).encode()
 
     assert not cosign_pub.verify(valid_layer.signature, reserialised)
 
 
 def test_signed_payload_claims_the_digest_of_the_signed_manifest(
-    valid_layer: LegacyLayer, read_vector: Callable[[str], bytes]
+    valid_layer: Layer, read_vector: Callable[[str], bytes]
 ) -> None:
-    claim = json.loads(valid_layer.payload)["critical"]["image"]["docker-manifest-digest"]
+    claim = json.loads(valid_layer.blob)["critical"]["image"]["docker-manifest-digest"]
     manifest = read_vector(f"{CONTAINERS}/fixtures/dir-img-cosign-valid/manifest.json")
     modified = read_vector(f"{CONTAINERS}/fixtures/dir-img-cosign-modified-manifest/manifest.json")
 
@@ -89,21 +90,21 @@ def test_signed_payload_claims_the_digest_of_the_signed_manifest(
 
 
 def test_signature_by_an_unknown_key_fails_with_both_fixture_keys(
-    legacy_layer: Callable[[str], LegacyLayer], cosign_pub: PublicKey, cosign2_pub: PublicKey
+    legacy_layer: Callable[[str], Layer], cosign_pub: PublicKey, cosign2_pub: PublicKey
 ) -> None:
     layer = legacy_layer("fixtures/unknown-cosign-key.signature")
 
-    assert not cosign_pub.verify(layer.signature, layer.payload)
-    assert not cosign2_pub.verify(layer.signature, layer.payload)
+    assert not cosign_pub.verify(layer.signature, layer.blob)
+    assert not cosign2_pub.verify(layer.signature, layer.blob)
 
 
 def test_other_attachment_layer_does_not_verify(
-    legacy_layer: Callable[[str], LegacyLayer], cosign_pub: PublicKey
+    legacy_layer: Callable[[str], Layer], cosign_pub: PublicKey
 ) -> None:
     layer = legacy_layer("fixtures/dir-img-cosign-other-attachment/signature-1")
 
-    assert layer.mime_type == "text/plain"
-    assert not cosign_pub.verify(layer.signature, layer.payload)
+    assert layer.media_type == "text/plain"
+    assert not cosign_pub.verify(layer.signature, layer.blob)
 
 
 @pytest.mark.parametrize(("folder", "verifies"), [("key-valid", True), ("unknown-key", False)])

@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from signatures_testkit import PUBLIC_GOOD_ROOT
 
 from signgate.engine.trusted_root_file import default_trusted_root
 from signgate.errors import SignatureError, TimestampError
@@ -50,6 +49,7 @@ from support.formats import (
     signature_tag,
 )
 from support.push import Pusher
+from support.vectors import PUBLIC_GOOD_ROOT
 
 HAPPY_PATH = "managed-key-happy-path"
 GEN_TIME = datetime(2025, 12, 18, 17, 4, 39, tzinfo=UTC)

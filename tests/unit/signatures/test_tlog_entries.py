@@ -16,15 +16,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from signatures_testkit import (
-    CONTAINERS,
-    REKOR_V1_LOG_ID,
-    FakeLog,
-    hashedrekord_body,
-    public_pem,
-    reference_path,
-    reference_root,
-)
 
 from signgate.errors import BundleFormatError, TransparencyLogError
 from signgate.signatures import _merkle
@@ -41,6 +32,9 @@ from signgate.signatures.tlog import (
 )
 from signgate.signatures.trusted_root import TrustedRoot, trusted_root_from_rekor_key
 from support.cosign_key import sign
+from support.formats import public_key_pem
+from support.memory_sigstore import FakeLog, hashedrekord_body, reference_path, reference_root
+from support.vectors import CONTAINERS, REKOR_V1_LOG_ID
 
 TESTDATA = f"{CONTAINERS}/internal/testdata"
 Reader = Callable[..., bytes]
@@ -639,9 +633,9 @@ def test_ed25519ph_key_signed_hashedrekord_entry_verifies_end_to_end(ecdsa_log: 
     signer = ed25519.Ed25519PrivateKey.generate()
     artifact = b"the artifact"
     signature = sign(signer, artifact, prehash_ed25519=True)
-    key = load_public_key_pem(public_pem(signer))
+    key = load_public_key_pem(public_key_pem(signer))
     index = ecdsa_log.append(
-        hashedrekord_body(signature, public_pem(signer), hashlib.sha256(artifact).digest())
+        hashedrekord_body(signature, public_key_pem(signer), hashlib.sha256(artifact).digest())
     )
     entry = ecdsa_log.entry(index)
 

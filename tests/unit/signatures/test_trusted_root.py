@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from signatures_testkit import CONTAINERS, PRODUCTION_ROOT, PUBLIC_GOOD_ROOT, REKOR_V1_LOG_ID
 
 from signgate.errors import ConfigError, KeyFormatError
 from signgate.signatures.trusted_root import (
@@ -20,6 +19,7 @@ from signgate.signatures.trusted_root import (
     parse_rfc3339,
     trusted_root_from_rekor_key,
 )
+from support.vectors import CONTAINERS, PRODUCTION_ROOT, PUBLIC_GOOD_ROOT, REKOR_V1_LOG_ID
 
 REKOR_V2_LOG_ID = bytes.fromhex("cf1199155bddd051268d1f16ac5c0c75c009f6fb5a63f4177f8e18d7051e3fa0")
 

@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from signatures_testkit import FakeLog, hashedrekord_body, public_pem
 
 from signgate.reference import Digest
 from signgate.signatures.authority import KeyAuthority, SignedIdentityRule
@@ -30,6 +29,8 @@ from signgate.signatures.results import (
 )
 from signgate.signatures.verify import verify_attestation, verify_with_authority
 from support.cosign_key import sign
+from support.formats import public_key_pem
+from support.memory_sigstore import FakeLog, hashedrekord_body
 
 DIGEST = Digest("sha256:" + "ab" * 32)
 
@@ -104,7 +105,7 @@ def test_unusable_signatures_become_rejections() -> None:
 
 def rekor_annotation(log: FakeLog, key: ec.EllipticCurvePrivateKey, found: LegacySignature) -> str:
     signature = base64.b64decode(found.annotations[ANNOTATION_SIGNATURE])
-    body = hashedrekord_body(signature, public_pem(key), hashlib.sha256(found.payload).digest())
+    body = hashedrekord_body(signature, public_key_pem(key), hashlib.sha256(found.payload).digest())
     index = log.append(body)
     entry = log.entry(index, with_proof=False)
     assert entry.signed_entry_timestamp is not None

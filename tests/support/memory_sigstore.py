@@ -1,4 +1,9 @@
-"""A fake Fulcio for the keyless unit tests: a CA chain, a CT log, and Fulcio-shaped leaves.
+"""An in-memory Sigstore for the signature-core unit tests: a Rekor-shaped log, a Fulcio CA with
+its CT log, and cosign-shaped keyless signatures logged in them.
+
+`FakeLog` makes Rekor-shaped entries signed with real ephemeral keys for the cases no vector
+covers (tampering at a chosen place, Ed25519 checkpoints, every Merkle tree shape). The Merkle
+functions are written from RFC 6962 section 2.1, independently of the code under test.
 
 `FakeFulcio` issues leaf certificates the way Fulcio does (no subject, a critical SAN, EKU
 codeSigning, the OIDC issuer in ``1.3.6.1.4.1.57264.1.8`` and/or ``.1.1``, an embedded SCT) with
@@ -9,7 +14,11 @@ final leaf is the same TBS with the SCT list appended as the last extension.
 
 The helpers at the end make cosign-shaped keyless signatures: a legacy ``.sig`` layer (payload,
 signature, certificate and Rekor bundle annotations) and a v0.3 Sigstore bundle, both logged in a
-`signatures_testkit.FakeLog`.
+`FakeLog`. Keys, PEM, SPKI, DSSE PAE and the annotation names come from `support.formats`.
+
+Nothing here runs a server: `support.fake_sigstore` is the real-network counterpart (Fulcio, Rekor
+and a TSA on loopback, for the real cosign). The results are signgate's own types
+(`TlogEntry`, `TrustedRoot`, `LegacySignature`...), ready to hand to the code under test.
 """
 
 from __future__ import annotations
@@ -24,24 +33,166 @@ from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from signatures_testkit import FakeLog, hashedrekord_body
 
-from signgate.signatures.dsse import IN_TOTO_PAYLOAD_TYPE, pae
-from signgate.signatures.found import (
-    ANNOTATION_BUNDLE,
-    ANNOTATION_CERTIFICATE,
-    ANNOTATION_SIGNATURE,
-    BundleSignature,
-    LegacySignature,
-    SignatureFormat,
-)
+from signgate.signatures.found import BundleSignature, LegacySignature, SignatureFormat
 from signgate.signatures.keys import PublicKey
+from signgate.signatures.tlog import InclusionProof, TlogEntry
 from signgate.signatures.trusted_root import CertificateAuthority, TransparencyLogKey, TrustedRoot
-from support.cosign_key import SigningKey, sign
+from support.cosign_key import sign
+from support.formats import (
+    BUNDLE_ANNOTATION,
+    BUNDLE_V03_MEDIA_TYPE,
+    CERTIFICATE_ANNOTATION,
+    INTOTO_PAYLOAD_TYPE,
+    SIGNATURE_ANNOTATION,
+    PrivateKey,
+    pae,
+    public_key_of,
+    spki_der,
+)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# --- RFC 6962 reference Merkle tree (section 2.1), written from the RFC, not from the code ----
+
+
+def _leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two smaller than n."""
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def reference_root(leaves: Sequence[bytes]) -> bytes:
+    """MTH(D[n]) of RFC 6962 over leaf *data*."""
+    if len(leaves) == 1:
+        return _leaf(leaves[0])
+    k = _split(len(leaves))
+    return _node(reference_root(leaves[:k]), reference_root(leaves[k:]))
+
+
+def reference_path(m: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PATH(m, D[n]) of RFC 6962."""
+    if len(leaves) == 1:
+        return []
+    k = _split(len(leaves))
+    if m < k:
+        return [*reference_path(m, leaves[:k]), reference_root(leaves[k:])]
+    return [*reference_path(m - k, leaves[k:]), reference_root(leaves[:k])]
+
+
+# --- a Rekor-shaped log -----------------------------------------------------------------------
+
+
+def hashedrekord_body(signature: bytes, verifier_pem: bytes, artifact_sha256: bytes) -> bytes:
+    body = {
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": artifact_sha256.hex()}},
+            "signature": {
+                "content": base64.b64encode(signature).decode(),
+                "publicKey": {"content": base64.b64encode(verifier_pem).decode()},
+            },
+        },
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class FakeLog:
+    """An append-only log that signs SETs and checkpoints like Rekor v1 (ECDSA) or v2 (Ed25519)."""
+
+    def __init__(self, key: PrivateKey, *, name: str = "fake.rekor.example") -> None:
+        self.key = key
+        self.name = name
+        self.origin = f"{name} - 42"
+        self.public = PublicKey.from_key(key.public_key())
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            raw = key.public_key().public_bytes_raw()
+            # C2SP signed-note Ed25519 key ID, which Rekor v2 also uses as its log ID.
+            self.log_id = hashlib.sha256(name.encode() + b"\n\x01" + raw).digest()
+        else:
+            self.log_id = self.public.key_id
+        self.leaves: list[bytes] = []
+
+    def append(self, body: bytes) -> int:
+        self.leaves.append(body)
+        return len(self.leaves) - 1
+
+    def sign_checkpoint(self, tree_size: int, root_hash: bytes, *, extra: str = "") -> str:
+        note = f"{self.origin}\n{tree_size}\n{base64.b64encode(root_hash).decode()}\n{extra}"
+        signature = sign(self.key, note.encode())
+        line = base64.b64encode(self.log_id[:4] + signature).decode()
+        return f"{note}\n\u2014 {self.name} {line}\n"
+
+    def set_for(self, body: bytes, index: int, integrated_time: int) -> bytes:
+        payload = {
+            "body": base64.b64encode(body).decode(),
+            "integratedTime": integrated_time,
+            "logID": self.log_id.hex(),
+            "logIndex": index,
+        }
+        return sign(self.key, json.dumps(payload, sort_keys=True, separators=(",", ":")).encode())
+
+    def entry(
+        self,
+        index: int,
+        *,
+        integrated_time: int | None = 1_700_000_000,
+        with_set: bool = True,
+        with_proof: bool = True,
+        kind: str = "hashedrekord",
+    ) -> TlogEntry:
+        body = self.leaves[index]
+        size = len(self.leaves)
+        root = reference_root(self.leaves)
+        proof = InclusionProof(
+            log_index=index,
+            root_hash=root,
+            tree_size=size,
+            hashes=tuple(reference_path(index, self.leaves)),
+            checkpoint=self.sign_checkpoint(size, root),
+        )
+        return TlogEntry(
+            log_index=index,
+            log_id=self.log_id,
+            kind=kind,
+            kind_version="0.0.1",
+            integrated_time=integrated_time,
+            signed_entry_timestamp=(
+                self.set_for(body, index, integrated_time)
+                if with_set and integrated_time is not None
+                else None
+            ),
+            inclusion_proof=proof if with_proof else None,
+            canonicalized_body=body,
+        )
+
+    def trusted_root(
+        self, *, valid_from: datetime | None = None, valid_until: datetime | None = None
+    ) -> TrustedRoot:
+        start = valid_from or datetime(2020, 1, 1, tzinfo=UTC)
+        log = TransparencyLogKey(self.log_id, self.public, "", start, valid_until)
+        return TrustedRoot(tlogs=(log,))
+
+
+# --- a Fulcio CA and its CT log ----------------------------------------------------------
 
 OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OID_ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
@@ -76,24 +227,12 @@ def der_octet_string(value: bytes) -> bytes:
     return b"\x04" + _der_length(len(value)) + value
 
 
-def spki_der(key: CertificatePublicKeyTypes) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def certificate_pem(der: bytes) -> str:
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _unix_ms(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
-
-
-def _public(key: SigningKey | CertificatePublicKeyTypes) -> CertificatePublicKeyTypes:
-    if isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
-        return key.public_key()
-    return key
 
 
 def _ca_certificate(
@@ -230,7 +369,7 @@ class FakeFulcio:
 
     def issue(
         self,
-        subject_key: SigningKey | CertificatePublicKeyTypes,
+        subject_key: PrivateKey | CertificatePublicKeyTypes,
         *,
         email: str | None = None,
         uri: str | None = None,
@@ -269,7 +408,7 @@ class FakeFulcio:
         """
         start = not_before or SIGNED_AT_TIME - timedelta(minutes=2)
         end = not_after or start + timedelta(minutes=10)
-        public = _public(subject_key)
+        public = public_key_of(subject_key)
         names: list[x509.GeneralName] = []
         if email is not None:
             names.append(x509.RFC822Name(email))
@@ -420,15 +559,11 @@ def keyless_signature(
         SignatureFormat.LEGACY_TAG,
         payload,
         {
-            ANNOTATION_SIGNATURE: base64.b64encode(signature).decode(),
-            ANNOTATION_CERTIFICATE: pem,
-            ANNOTATION_BUNDLE: rekor_annotation(log, body, integrated_time),
+            SIGNATURE_ANNOTATION: base64.b64encode(signature).decode(),
+            CERTIFICATE_ANNOTATION: pem,
+            BUNDLE_ANNOTATION: rekor_annotation(log, body, integrated_time),
         },
     )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def _bundle(
@@ -444,7 +579,7 @@ def _bundle(
     assert entry.signed_entry_timestamp is not None and entry.inclusion_proof is not None
     proof = entry.inclusion_proof
     return {
-        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "mediaType": BUNDLE_V03_MEDIA_TYPE,
         "verificationMaterial": {
             "certificate": {"rawBytes": _b64(certificate)},
             "tlogEntries": [
@@ -510,9 +645,9 @@ def keyless_attestation_document(
             "predicate": {},
         }
     ).encode()
-    signature = sign(key, pae(IN_TOTO_PAYLOAD_TYPE, statement))
+    signature = sign(key, pae(INTOTO_PAYLOAD_TYPE, statement))
     envelope = {
-        "payloadType": IN_TOTO_PAYLOAD_TYPE,
+        "payloadType": INTOTO_PAYLOAD_TYPE,
         "payload": _b64(statement),
         "signatures": [{"sig": _b64(signature), "keyid": ""}],
     }

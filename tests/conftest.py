@@ -229,3 +229,66 @@ def fake_sigstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeSigs
             sigstore.stop()
         return
     pytest.fail(missing, pytrace=False)  # outside the except: no chained traceback
+
+
+# -- what a test needs beyond the Python dependencies --------------------------------------------
+
+#: Fixtures that start a binary, and the marker (registered in pyproject.toml) that a test using
+#: one, directly or through another fixture, gets. A fixture chosen at run time counts too: by its
+#: parameter (``request.getfixturevalue(variant)`` with ``variant="registry_basic"``), or by name
+#: (``any_registry``). Tests that run a binary themselves (cosign, helm, ``start_registry``...)
+#: say so with ``pytestmark`` or ``@pytest.mark.<name>``.
+BINARY_FIXTURES = {
+    "registry": "registry",
+    "registry_basic": "registry",
+    "registry_token": "registry",
+    "referrers_registry": "registry",
+    "any_registry": "registry",
+    "apiserver": "kube",
+    "fake_sigstore": "node",
+}
+BINARY_MARKERS = frozenset({*BINARY_FIXTURES.values(), "cosign", "helm"})
+UNIT_TESTS = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by the binaries its fixtures start (``pytest -m "not registry"``...)."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ())) - _direct_arguments(item)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            used |= {value for value in callspec.params.values() if isinstance(value, str)}
+        for marker in sorted({m for fixture, m in BINARY_FIXTURES.items() if fixture in used}):
+            item.add_marker(marker)
+
+
+def _direct_arguments(item: pytest.Item) -> set[str]:
+    """Names a ``parametrize`` gives values to directly: they shadow fixtures of the same name
+    (``@pytest.mark.parametrize(("text", "registry"), ...)`` starts no registry)."""
+    names: set[str] = set()
+    for mark in item.iter_markers("parametrize"):
+        argnames = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(argnames, str):
+            argnames = [name.strip() for name in argnames.split(",")]
+        indirect = mark.kwargs.get("indirect", False)
+        names |= {
+            name
+            for name in argnames
+            if not (indirect is True or (isinstance(indirect, list | tuple) and name in indirect))
+        }
+    return names
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``tests/unit`` runs with only the Python dependencies: a unit test that needs a binary
+    fails before anything starts, saying where it belongs."""
+    if not item.path.is_relative_to(UNIT_TESTS):
+        return
+    needs = sorted({mark.name for mark in item.iter_markers() if mark.name in BINARY_MARKERS})
+    if needs:
+        pytest.fail(
+            f"{item.nodeid} needs {', '.join(needs)}, but tests/unit must run with only the "
+            "Python dependencies: move it to tests/integration (for a registry, consider "
+            "support.memory_registry)",
+            pytrace=False,
+        )

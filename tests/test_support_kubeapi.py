@@ -269,6 +269,7 @@ def test_missing_binaries_name_the_install_script(
     assert os.access(INSTALL_SCRIPT, os.X_OK)
 
 
+@pytest.mark.kube
 def test_stop_ends_etcd_and_apiserver_by_pid(tmp_path: Path) -> None:
     server = start_apiserver(tmp_path / "kubeapi")
     try:

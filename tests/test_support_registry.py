@@ -162,6 +162,7 @@ if {mode!r} == "killed":
 """
 
 
+@pytest.mark.registry
 @pytest.mark.parametrize("mode", ["exits", "killed"])
 def test_registry_dies_with_the_test_process_leaving_no_orphan(mode: str, tmp_path: Path) -> None:
     """atexit stops registries on a normal exit; PR_SET_PDEATHSIG covers SIGKILL."""
@@ -175,6 +176,7 @@ def test_registry_dies_with_the_test_process_leaving_no_orphan(mode: str, tmp_pa
     assert _wait_dead(registry_pid), f"docker-registry {registry_pid} outlived its parent"
 
 
+@pytest.mark.registry
 @pytest.mark.parametrize("kind", ["anonymous", "basic", "token"])
 def test_stop_kills_the_registry_process_by_pid_and_frees_the_port(
     kind: str, tmp_path: Path, tls_ca: trustme.CA

@@ -263,6 +263,7 @@ async def test_oauth2_password_grant_returns_access_token(registry_token: Regist
     assert _jwt_part(body["access_token"], 1)["access"][0]["name"] == "support/oauth"
 
 
+@pytest.mark.registry
 async def test_rs256_tokens_are_accepted_too(tmp_path: Path, tls_ca: trustme.CA) -> None:
     server = start_registry("token", tmp_path / "rs256", tls_ca=tls_ca, token_algorithm="RS256")
     try:

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+# The demo starts its own registry, signs with cosign and runs a control plane.
+pytestmark = [pytest.mark.registry, pytest.mark.cosign, pytest.mark.kube]
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "demo" / "demo.py"
 MARKER = "SIGNGATE_DEMO_TEST_MARKER"

@@ -8,11 +8,15 @@ import base64
 import socket
 from typing import Any
 
+import pytest
 import trustme
 import yaml
 
 from support.chart import WEBHOOK_KINDS, render_chart
 from support.kubeapi import KubeAPIServer
+
+# Renders the chart with the real helm (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.helm
 
 
 def _unused_port() -> int:

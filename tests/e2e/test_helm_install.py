@@ -13,6 +13,9 @@ from cryptography import x509
 
 from support.kubeapi import KubeAPIServer
 
+# Renders the chart with the real helm (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.helm
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "signgate"
 TOOLS = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))

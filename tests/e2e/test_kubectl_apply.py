@@ -25,6 +25,9 @@ from support.formats import generate_key, public_key_pem
 from support.kubeapi import KubeAPIServer
 from support.push import Pusher
 
+# Renders the chart with the real helm (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.helm
+
 KEY = generate_key()
 
 

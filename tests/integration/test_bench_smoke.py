@@ -14,6 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The benchmark starts its own registries and times the real cosign too.
+pytestmark = [pytest.mark.registry, pytest.mark.cosign]
+
 PERF = Path(__file__).resolve().parents[2] / "bench" / "perf.py"
 SECTIONS = (
     "1. warm path",

@@ -50,6 +50,9 @@ from support.formats import (
 from support.push import Pusher
 from support.registry import MissingToolError
 
+# Signs or verifies with the real cosign (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.cosign
+
 V3, V2 = "v3.1.2", "v2.6.5"
 EMAIL = "dev@signgate.test"
 WORKFLOW = "https://github.com/signgate/app/.github/workflows/release.yml@refs/heads/main"

@@ -12,6 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The load script starts its own registry.
+pytestmark = pytest.mark.registry
+
 LOAD = Path(__file__).resolve().parents[2] / "bench" / "load.py"
 
 

@@ -19,6 +19,9 @@ from support import cli
 from support.cli import signgate_verify
 from support.push import Pusher
 
+# Signs or verifies with the real cosign (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.cosign
+
 V2 = "v2.6.5"
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "cosign-differences.md"

@@ -49,6 +49,9 @@ from support.formats import (
 )
 from support.push import Pusher
 
+# Signs or verifies with the real cosign (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.cosign
+
 V2 = "v2.6.5"
 V3 = "v3.1.2"
 

@@ -22,6 +22,9 @@ from support.fake_sigstore import (
 )
 from support.push import Pusher
 
+# Signs or verifies with the real cosign (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.cosign
+
 V2, V3 = "v2.6.5", "v3.1.2"
 WORKFLOW = "https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1.0.0"
 

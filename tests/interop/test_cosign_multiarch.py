@@ -32,6 +32,9 @@ from support.formats import fallback_tag, signature_tag
 from support.push import OCI_INDEX, Pusher
 from support.registry import RegistryServer
 
+# Signs or verifies with the real cosign (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.cosign
+
 V2 = "v2.6.5"
 V3 = "v3.1.2"
 

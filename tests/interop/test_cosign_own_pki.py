@@ -21,6 +21,9 @@ from support import cli
 from support.cli import signgate_verify
 from support.push import Pusher
 
+# Signs or verifies with the real cosign (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.cosign
+
 V2, V3 = "v2.6.5", "v3.1.2"
 SIGNER = "release@corp.example"
 

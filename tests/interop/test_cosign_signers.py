@@ -27,6 +27,9 @@ from support.cli import signgate_verify
 from support.formats import BUNDLE_V03_MEDIA_TYPE, fallback_tag, signature_tag
 from support.push import Pusher
 
+# Signs or verifies with the real cosign (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.cosign
+
 V2 = "v2.6.5"
 V3 = "v3.1.2"
 

@@ -21,6 +21,9 @@ from support.formats import fallback_tag
 from support.push import Pusher
 from support.registry import RegistryServer
 
+# Signs or verifies with the real cosign (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.cosign
+
 
 def cosign2(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return cli.run_cosign("v2.6.5", home, *args, check=check)

@@ -27,6 +27,9 @@ from support.formats import fallback_tag
 from support.push import Pusher
 from support.registry import RegistryServer
 
+# Signs or verifies with the real cosign (other binaries: marked by fixture, tests/conftest.py).
+pytestmark = pytest.mark.cosign
+
 REGISTRIES = pytest.mark.parametrize(
     "any_registry", ["distribution", "referrers-api"], indirect=True
 )

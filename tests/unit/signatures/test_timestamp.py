@@ -1,5 +1,5 @@
-"""RFC 3161 timestamps: a real public-good token, tokens from a TSA made here, and the real cosign
-against the fake TSA (support.fake_sigstore).
+"""RFC 3161 timestamps: a real public-good token and tokens from a TSA made here. (The real cosign
+against the fake TSA is in tests/integration/test_cosign_timestamps.py: it needs the binaries.)
 
 `TestTsa` writes tokens byte by byte (DER written here from RFC 3161 and RFC 5652, independently
 of the code under test) so each case can break exactly one thing: the imprint hash, the EKU, a
@@ -8,7 +8,6 @@ certificate's validity, a CA flag, the status, the signer.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -16,7 +15,6 @@ import json
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,15 +38,6 @@ from signgate.signatures.trusted_root import (
     TrustedRoot,
     load_trusted_root,
 )
-from support.fake_sigstore import FakeSigstore, sign_keyless
-from support.formats import (
-    BUNDLE_V03_MEDIA_TYPE,
-    RFC3161_ANNOTATION,
-    SIGNATURE_ANNOTATION,
-    fallback_tag,
-    signature_tag,
-)
-from support.push import Pusher
 from support.vectors import PUBLIC_GOOD_ROOT
 
 HAPPY_PATH = "managed-key-happy-path"
@@ -609,49 +598,3 @@ def test_bad_cosign_annotation(text: str, expected: str) -> None:
     with pytest.raises(TimestampError) as caught:
         parse_cosign_timestamp_annotation(text)
     assert expected in str(caught.value)
-
-
-# -- the real cosign against the fake TSA ----------------------------------------------------------
-
-
-async def _signed_material(
-    version: str, pusher: Pusher, sigstore: FakeSigstore, home: Path
-) -> tuple[bytes, bytes]:
-    """Keyless-sign a fresh image with the real cosign and read back (timestamp DER, signature)."""
-    repo = f"timestamp/{secrets.token_hex(4)}"
-    digest = await pusher.push_random_image(repo, "v1")
-    image = f"{pusher.host}/{repo}@{digest}"
-    await asyncio.to_thread(sign_keyless, version, home, image, sigstore, "dev@signgate.test")
-    if version.startswith("v2."):
-        manifest = (await pusher.get_manifest(repo, signature_tag(digest))).json()
-        (layer,) = manifest["layers"]
-        annotations = layer["annotations"]
-        der = parse_cosign_timestamp_annotation(annotations[RFC3161_ANNOTATION])
-        return der, base64.b64decode(annotations[SIGNATURE_ANNOTATION])
-    index = (await pusher.get_manifest(repo, fallback_tag(digest))).json()
-    (descriptor,) = [d for d in index["manifests"] if d["artifactType"] == BUNDLE_V03_MEDIA_TYPE]
-    manifest = (await pusher.get_manifest(repo, descriptor["digest"])).json()
-    (layer,) = manifest["layers"]
-    bundle = parse_bundle(await pusher.get_blob(repo, layer["digest"]))
-    (der,) = bundle.rfc3161_timestamps
-    return der, bundle.signature
-
-
-@pytest.mark.parametrize("version", ["v3.1.2", "v2.6.5"], ids=["v3-bundle", "v2-annotation"])
-async def test_real_cosign_timestamp_from_the_fake_tsa(
-    fake_sigstore: FakeSigstore,
-    pusher: Pusher,
-    tmp_path: Path,
-    production_root: TrustedRoot,
-    version: str,
-) -> None:
-    assert fake_sigstore.tsa_url is not None
-    before = datetime.now(UTC).replace(microsecond=0)
-    der, signature = await _signed_material(version, pusher, fake_sigstore, tmp_path)
-    after = datetime.now(UTC)
-    root = load_trusted_root(fake_sigstore.trusted_root_path.read_bytes())
-
-    gen_time = verify_rfc3161(der, signature, root)
-    assert before - timedelta(seconds=1) <= gen_time <= after
-    assert "message imprint" in error(der, signature + b"\x00", root)
-    assert "is not from a trusted timestamp authority" in error(der, signature, production_root)

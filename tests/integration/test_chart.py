@@ -1,4 +1,6 @@
-"""The Helm chart, rendered by the real helm: what it installs is what the product needs."""
+"""The Helm chart, rendered by the real helm: what it installs is what the product needs.
+
+(That the chart ships the generated CRD needs no helm: tests/unit/test_chart_crd.py.)"""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "signgate"
 HELM = Path(os.environ.get("SIGNGATE_TOOLS_CACHE", Path.home() / ".cache/signgate-test-tools"))
 HELM = HELM / "helm-v3.17.2" / "helm"
+
+pytestmark = pytest.mark.helm
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -57,13 +61,6 @@ def test_deploy_manifests_match_the_chart() -> None:
     ).stdout
     assert committed.endswith(fresh), (
         "deploy/signgate.yaml drifted from the chart: run scripts/render-deploy"
-    )
-
-
-def test_chart_ships_the_generated_crd() -> None:
-    generated = (ROOT / "deploy" / "crds" / "trustpolicies.signgate.dev.yaml").read_text()
-    assert (CHART / "crds" / "trustpolicies.signgate.dev.yaml").read_text() == generated, (
-        "charts/signgate/crds/ drifted: cp deploy/crds/trustpolicies.signgate.dev.yaml there"
     )
 
 

@@ -174,10 +174,7 @@ def signgate_command(cli_args: Sequence[str], *, use_uvloop: bool = False) -> li
     """``python -m signgate ARGS``, or the same on uvloop (an experiment)."""
     if not use_uvloop:
         return [sys.executable, "-m", "signgate", *cli_args]
-    code = (
-        "import sys, uvloop; uvloop.install(); from signgate.cli import main; "
-        "sys.exit(main(sys.argv[1:]))"
-    )
+    code = "import sys, uvloop; uvloop.install(); from signgate.cli import main; sys.exit(main())"
     return [sys.executable, "-c", code, *cli_args]
 
 

@@ -25,7 +25,6 @@ from signgate.policy.compiled import (
     adhoc_keyless_policy,
     compile_policy,
 )
-from signgate.policy.loading import load_policy_file
 from signgate.registry import CredentialStore, RegistryClient, RegistryOptions
 from signgate.signatures.authority import CertificateIdentity
 from signgate.signatures.found import PREDICATE_TYPE_SHORTHANDS
@@ -101,6 +100,11 @@ def file_policies(paths: Sequence[str]) -> list[CompiledPolicy]:
     Raises:
         ConfigError: a file is unreadable or holds an invalid policy.
     """
+    if not paths:
+        return []
+    # Imported here: YAML and the pydantic model are start-up time that ``verify --key`` skips.
+    from signgate.policy.loading import load_policy_file
+
     return [
         compile_policy(policy, source=path) for path in paths for policy in load_policy_file(path)
     ]

@@ -12,20 +12,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pydantic import ValidationError
 
 from signgate.errors import InvalidReferenceError, KeyFormatError, PolicyError
-from signgate.policy.model import (
-    Authority,
-    CertificateAuthoritySpec,
-    LabelSelector,
-    PredicateConditionSpec,
-    TrustPolicy,
-)
 from signgate.policy.patterns import ImagePattern, compile_pattern
 from signgate.reference import parse_reference
 from signgate.signatures.authority import (
@@ -38,6 +30,17 @@ from signgate.signatures.authority import (
 )
 from signgate.signatures.keys import PublicKey, load_public_key_pem
 from signgate.signatures.predicate import PredicateCondition
+
+if TYPE_CHECKING:
+    # Annotations only: the pydantic model is imported where policies are read (YAML files, the
+    # cluster), so that ``signgate verify --key`` starts without pydantic.
+    from signgate.policy.model import (
+        Authority,
+        CertificateAuthoritySpec,
+        LabelSelector,
+        PredicateConditionSpec,
+        TrustPolicy,
+    )
 
 Mode = Literal["Enforce", "Warn", "Audit"]
 
@@ -290,6 +293,11 @@ def broken_policy(
     image patterns that do not compile are dropped (they name nothing); if none is left, the
     policy governs nothing and its images fall to the unmatched rule (deny by default).
     """
+    # Imported here: pydantic is start-up time that ``signgate verify --key`` does not need.
+    from pydantic import ValidationError
+
+    from signgate.policy.model import LabelSelector
+
     mode: Mode = spec.get("mode") if spec.get("mode") in ("Warn", "Audit") else "Enforce"  # type: ignore[assignment]
     try:
         selector = LabelSelector.model_validate(spec.get("namespaceSelector") or {})

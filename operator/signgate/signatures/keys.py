@@ -15,8 +15,6 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-import nacl.bindings
-import nacl.exceptions
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -205,6 +203,10 @@ def _verify_ed25519(key: ed25519.Ed25519PublicKey, signature: bytes, message: by
         return True
     # Ed25519ph: libsodium's crypto_sign_ed25519ph is RFC 8032 Ed25519ph with an empty context
     # (checked against the RFC 8032 section 7.3 test vector in the tests).
+    # Imported on first use: libsodium is start-up time, and few signatures are Ed25519ph.
+    import nacl.bindings
+    import nacl.exceptions
+
     if len(signature) != nacl.bindings.crypto_sign_BYTES:
         return False
     state = nacl.bindings.crypto_sign_ed25519ph_state()

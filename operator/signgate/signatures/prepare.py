@@ -27,7 +27,6 @@ from signgate.signatures.found import (
     UnusableSignature,
 )
 from signgate.signatures.results import ClaimKind, PreparedSignature, Rejection, RejectionKind
-from signgate.signatures.timestamp import parse_cosign_timestamp_annotation
 
 MIN_BUNDLE_VERSION = (0, 3)
 """cosign reads OCI-attached bundles only from v0.3 on (docs/adr)."""
@@ -88,6 +87,9 @@ def _annotation_timestamps(found: LegacySignature) -> tuple[bytes, ...] | Reject
     text = found.annotations.get(ANNOTATION_RFC3161)
     if not text:
         return ()
+    # Imported on first use: rfc3161-client is start-up time, and few signatures carry a timestamp.
+    from signgate.signatures.timestamp import parse_cosign_timestamp_annotation
+
     try:
         return (parse_cosign_timestamp_annotation(text),)
     except SignatureError as exc:

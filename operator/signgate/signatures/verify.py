@@ -55,7 +55,6 @@ from signgate.signatures.results import (
     VerifiedSignature,
 )
 from signgate.signatures.simplesigning import SimpleSigningPayload, parse_simple_signing
-from signgate.signatures.timestamp import verify_rfc3161
 from signgate.signatures.tlog import (
     VerifiedTlogEntry,
     parse_cosign_bundle_annotation,
@@ -374,11 +373,15 @@ def _signing_times(
     if entry is not None and entry.integrated_time is not None:
         times.append(datetime.fromtimestamp(entry.integrated_time, UTC))
     problems: list[str] = []
-    for token in prepared.timestamps:
-        try:
-            times.append(verify_rfc3161(token, prepared.timestamped, trusted_root))
-        except SignatureError as exc:
-            problems.append(str(exc))
+    if prepared.timestamps:
+        # Imported on first use: rfc3161-client is start-up time, and few signatures carry one.
+        from signgate.signatures.timestamp import verify_rfc3161
+
+        for token in prepared.timestamps:
+            try:
+                times.append(verify_rfc3161(token, prepared.timestamped, trusted_root))
+            except SignatureError as exc:
+                problems.append(str(exc))
     if times:
         return times
     detail = f": {'; '.join(problems)}" if problems else ""

@@ -13,7 +13,7 @@ from dataclasses import replace
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from signgate.deadline import Deadline
-from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
+from signgate.engine import CacheSettings, Verifier, VerifierSettings
 from signgate.policy.compiled import CompiledPolicy
 from signgate.registry import RegistryClient, RegistryOptions, Response
 from signgate.registry.client import _no_such_route

@@ -35,7 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signgate.admission.metrics import Metrics
 from signgate.admission.server import ServerSettings, make_app, running_server
-from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
+from signgate.engine import CacheSettings, Verifier, VerifierSettings
 from signgate.kube.api import KubeApi
 from signgate.kube.run import run_operator
 from signgate.kube.source import ClusterPolicySource

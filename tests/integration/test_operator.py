@@ -24,7 +24,7 @@ import pytest
 import trustme
 
 from signgate.admission.server import ServerSettings
-from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
+from signgate.engine import CacheSettings, Verifier, VerifierSettings
 from signgate.kube.api import KubeApi
 from signgate.kube.run import run_operator
 from signgate.kube.source import ClusterPolicySource

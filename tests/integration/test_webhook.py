@@ -21,7 +21,7 @@ import trustme
 
 from signgate.admission.metrics import Metrics
 from signgate.admission.server import ServerSettings, make_app, running_server
-from signgate.engine.verifier import Verifier, VerifierSettings
+from signgate.engine import Verifier, VerifierSettings
 from signgate.policy.compiled import CompiledPolicy, compile_policy
 from signgate.policy.loading import parse_policies
 from signgate.policy.sources import StaticPolicySource

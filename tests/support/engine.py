@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from signgate.deadline import Deadline
-from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
+from signgate.engine import CacheSettings, Verifier, VerifierSettings
 from signgate.policy.compiled import CompiledPolicy, adhoc_key_policy
 from signgate.policy.evaluate import ImageDecision
 from signgate.registry import CredentialStore, RegistryClient, RegistryOptions

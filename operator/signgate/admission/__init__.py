@@ -1,6 +1,10 @@
-"""The admission edge: AdmissionReview parsing, image extraction, the pinning JSONPatch.
+"""The admission edge: from an AdmissionReview to its answer.
 
-Everything here is pure (no I/O); the aiohttp server and the verification engine build on it.
+`review` parses the request (strict JSON, pydantic) and builds the response; `images` finds every
+image field of every workload kind, with its JSON `pointer`; `decide` (`decide_review`) runs the
+engine on them under one deadline and answers allow, deny with a message, or allow with the
+pinning `patch`; `server` is the HTTPS webhook (``/validate``, ``/mutate``, health, metrics) and
+`metrics` its Prometheus metrics. Everything but `decide`, `server` and `metrics` is pure.
 """
 
 from signgate.admission.images import (

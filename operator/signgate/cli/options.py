@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from signgate.engine.settings import CacheSettings, VerifierSettings
 from signgate.engine.trusted_root_file import read_trusted_root
-from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
+from signgate.engine.verifier import Verifier
 from signgate.errors import ConfigError, KeyFormatError
 from signgate.policy.compiled import (
     CompiledPolicy,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from signgate.cli.options import engine_setup, file_policies, require_positive
 from signgate.cli.parser import EXIT_ALLOWED
-from signgate.engine.verifier import CacheSettings
+from signgate.engine.settings import CacheSettings
 from signgate.errors import ConfigError
 
 log = logging.getLogger("signgate")

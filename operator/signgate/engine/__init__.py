@@ -13,13 +13,14 @@ Sigstore trusted root, from the package or a file, re-read when it changes).
 """
 
 from signgate.engine.discovery import DiscoveryLimits, discover_signatures
+from signgate.engine.settings import CacheSettings, VerifierSettings
 from signgate.engine.trace import Trace
 from signgate.engine.trusted_root_file import (
     TrustedRootFile,
     default_trusted_root,
     read_trusted_root,
 )
-from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
+from signgate.engine.verifier import Verifier
 
 __all__ = [
     "CacheSettings",

@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from signgate.cache import SingleFlight, TTLCache
 from signgate.deadline import Deadline
-from signgate.engine.discovery import DiscoveryLimits, discover_signatures
+from signgate.engine.discovery import discover_signatures
+from signgate.engine.settings import WORK_SECONDS, VerifierSettings
 from signgate.engine.trace import Computation, RepositoryFindings, Trace
 from signgate.errors import (
     DeadlineExceededError,
@@ -42,7 +43,6 @@ from signgate.policy.evaluate import (
     Evaluation,
     ImageDecision,
     PolicyOutcome,
-    UnmatchedAction,
     broken_reason,
     decide,
     evaluate_policy,
@@ -58,29 +58,6 @@ from signgate.signatures.results import PreparedSignature, Rejection
 from signgate.signatures.trusted_root import TrustedRoot
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class CacheSettings:
-    """How long the engine may reuse what it learned. Zero disables a cache."""
-
-    tag_ttl: float = 10.0
-    """tag → digest. Short: a moved tag is seen within this many seconds."""
-    verified_ttl: float = 3600.0
-    """A satisfied (policy, digest) outcome."""
-    unverified_ttl: float = 30.0
-    """An unsatisfied outcome ("not signed", "bad signature"): a new signature is seen this soon."""
-    max_entries: int = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class VerifierSettings:
-    """Engine-wide choices."""
-
-    unmatched: UnmatchedAction = "deny"
-    """What happens to an image no TrustPolicy governs."""
-    discovery: DiscoveryLimits = field(default_factory=DiscoveryLimits)
-    cache: CacheSettings = field(default_factory=CacheSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,10 +542,6 @@ class Verifier:
             attestations=attestations,
         )
 
-
-WORK_SECONDS = 30.0
-"""How long shared work (a tag resolution, a verification) may go on after the request that started
-it stopped waiting: what it learns is cached for the requests that follow."""
 
 T = TypeVar("T")
 

@@ -1,14 +1,19 @@
 """The verification core: parse and check cosign / Sigstore signature material, with no I/O.
 
 Everything here takes bytes (and already-parsed objects) and returns frozen, verified or
-parsed values; nothing reads a file, the network or the clock. Modules:
+parsed values; nothing reads a file, the network or the clock (an import-linter contract keeps
+asyncio, aiohttp, Kopf and the registry client out). The entry points, in pipeline order:
 
-* `keys`: public keys and signature checks for every key type cosign uses.
-* `cosign_key`: cosign's encrypted private key format, and a cosign-compatible signer (tooling).
-* `dsse`: DSSE envelopes, PAE and in-toto statements.
-* `bundle`: Sigstore bundles v0.1-v0.3.
-* `trusted_root`: ``trusted_root.json``.
-* `tlog`: Rekor entries: SET, inclusion proof and checkpoint, body consistency.
+* `prepare`: decode a discovered signature (`found`) once into a `PreparedSignature`;
+* `verify_with_authority` / `verify_attestation` (`verify`): check it against one authority of a
+  policy for one digest, returning a `VerifiedSignature` / `VerifiedAttestation` or a `Rejection`
+  that says why (`results`).
+
+The parsers they build on: `keys` (every key type cosign uses), `dsse` (envelopes, PAE, in-toto
+statements), `bundle` (Sigstore bundles v0.1-v0.3), `tlog` (Rekor entries: SET, inclusion proof,
+checkpoint, body consistency), `certificate` (Fulcio and your own CA), `timestamp` (RFC 3161),
+`trusted_root` (``trusted_root.json``), `simplesigning`, `predicate` (attestation conditions),
+`describe` (what explain shows about a signature).
 """
 
 from signgate.signatures.bundle import MessageSignature, SigstoreBundle, parse_bundle
@@ -22,6 +27,14 @@ from signgate.signatures.dsse import (
     parse_statement,
 )
 from signgate.signatures.keys import PublicKey, load_public_key_pem, public_key_from_der
+from signgate.signatures.prepare import prepare
+from signgate.signatures.results import (
+    PreparedSignature,
+    Rejection,
+    RejectionKind,
+    VerifiedAttestation,
+    VerifiedSignature,
+)
 from signgate.signatures.tlog import (
     InclusionProof,
     TlogEntry,
@@ -40,6 +53,7 @@ from signgate.signatures.trusted_root import (
     load_trusted_root,
     trusted_root_from_rekor_key,
 )
+from signgate.signatures.verify import verify_attestation, verify_with_authority
 
 __all__ = [
     "IN_TOTO_PAYLOAD_TYPE",
@@ -48,12 +62,17 @@ __all__ = [
     "InTotoStatement",
     "InclusionProof",
     "MessageSignature",
+    "PreparedSignature",
     "PublicKey",
+    "Rejection",
+    "RejectionKind",
     "SigstoreBundle",
     "Subject",
     "TlogEntry",
     "TransparencyLogKey",
     "TrustedRoot",
+    "VerifiedAttestation",
+    "VerifiedSignature",
     "VerifiedTlogEntry",
     "load_public_key_pem",
     "load_trusted_root",
@@ -63,10 +82,13 @@ __all__ = [
     "parse_cosign_bundle_annotation",
     "parse_envelope",
     "parse_statement",
+    "prepare",
     "public_key_from_der",
     "trusted_root_from_rekor_key",
+    "verify_attestation",
     "verify_entry_body",
     "verify_inclusion_proof",
     "verify_set",
     "verify_tlog_entry",
+    "verify_with_authority",
 ]

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from signgate.deadline import Deadline
-from signgate.engine.verifier import CacheSettings, Verifier, VerifierSettings
+from signgate.engine import CacheSettings, Verifier, VerifierSettings
 from signgate.policy.compiled import CompiledPolicy, compile_policy
 from signgate.policy.loading import parse_policies
 from signgate.registry import Credentials, CredentialStore, RegistryClient, RegistryOptions

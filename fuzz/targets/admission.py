@@ -12,8 +12,8 @@ from typing import Any
 
 from signgate.admission import (
     apply_patch,
+    changed_fields,
     extract_images,
-    new_images,
     parse_review,
     pin_patch,
     review_response,
@@ -31,8 +31,8 @@ def run(data: bytes) -> None:
     request = parse_review(data).request
     pod_spec_of(request)
     fields = extract_images(request)
-    new = new_images(request, fields)
-    assert new <= {f.image for f in fields}
+    new = changed_fields(request, fields)
+    assert all(field in fields for field in new)
     if not fields:
         return
     assert request.object is not None

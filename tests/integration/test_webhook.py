@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import itertools
 import json
 import secrets
 import ssl
@@ -243,6 +244,24 @@ async def test_update_leaves_images_already_running_alone(
     ]
 
 
+async def test_update_adding_a_moved_tag_to_another_container_is_checked(
+    start_webhook: StartWebhook, pusher: Pusher
+) -> None:
+    # Issue 15: the stored Deployment runs app:v1 unpinned (created before signgate, or under a
+    # Warn policy); the tag then moves to unsigned content, and `kubectl set image` puts app:v1
+    # in the sidecar. The sidecar is checked (and denied); the web container, unchanged, is not.
+    hook = await start_webhook([compiled(policy_yaml(pusher.host, KEY))])
+    image, _ = await signed_image(pusher)
+    name = image.rsplit(":", 1)[0].split("/", 1)[1]
+    await pusher.push_random_image(name, "v1")  # the tag moves to unsigned content
+    old = reviews.workload("Deployment", reviews.pod_spec([("web", image), ("side", "envoy:1")]))
+    new = reviews.workload("Deployment", reviews.pod_spec([("web", image), ("side", image)]))
+    response = await hook.admit(reviews.review(new, operation="UPDATE", old=old))
+    assert response["allowed"] is False
+    assert "signgate denied 1 of 1 image(s)" in response["status"]["message"]
+    assert "no signature found" in response["status"]["message"]
+
+
 async def test_mutate_pins_tags_to_verified_digests_idempotently(
     start_webhook: StartWebhook, pusher: Pusher
 ) -> None:
@@ -306,6 +325,35 @@ async def test_dry_run_is_answered_the_same(start_webhook: StartWebhook, pusher:
         reviews.review(reviews.workload("Pod", reviews.pod_spec([bad])), dry_run=True)
     )
     assert response["allowed"] is False
+
+
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(["team-a", "team-b", "missing"])), ids="-".join
+)
+async def test_a_warm_server_answers_what_a_fresh_one_does_for_one_digest_in_two_repositories(
+    start_webhook: StartWebhook, pusher: Pusher, order: tuple[str, ...]
+) -> None:
+    # Issue 15: one digest, signed in team-a, unsigned in team-b, and a repository that does not
+    # exist (asked with a dry run, which costs an attacker nothing). A verdict cached by the
+    # digest alone admitted team-b after team-a, and denied team-a for 30 s after team-b.
+    base = f"hook/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(f"{base}/team-a", "v1")
+    await signer.sign_legacy(pusher, f"{base}/team-a", digest, KEY)
+    await pusher.copy_manifest(f"{base}/team-a", digest, f"{base}/team-b", "v1")
+    images = {name: f"{pusher.host}/{base}/{name}@{digest}" for name in ("team-a", "team-b")}
+    images["missing"] = f"{pusher.host}/{base}/missing@{digest}"
+    policies = [compiled(policy_yaml(pusher.host, KEY))]
+
+    async def verdict(hook: Webhook, name: str) -> bool:
+        pod = reviews.workload("Pod", reviews.pod_spec([images[name]]))
+        response = await hook.admit(reviews.review(pod, dry_run=name == "missing"))
+        return bool(response["allowed"])
+
+    fresh = {name: await verdict(await start_webhook(policies), name) for name in images}
+    assert fresh == {"team-a": True, "team-b": False, "missing": False}
+    warm = await start_webhook(policies)
+    for _ in range(2):
+        assert {name: await verdict(warm, name) for name in order} == fresh
 
 
 async def test_unmatched_images_are_denied(start_webhook: StartWebhook, pusher: Pusher) -> None:

@@ -11,8 +11,8 @@ from signgate.admission.images import (
     SUPPORTED_KINDS,
     ImageField,
     ImageRole,
+    changed_fields,
     extract_images,
-    new_images,
 )
 from signgate.admission.patch import apply_patch, pin_patch
 from signgate.admission.pointer import json_pointer, split_pointer
@@ -38,9 +38,9 @@ __all__ = [
     "ImageRole",
     "Operation",
     "apply_patch",
+    "changed_fields",
     "extract_images",
     "json_pointer",
-    "new_images",
     "parse_review",
     "pin_patch",
     "review_response",

@@ -13,12 +13,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from signgate.admission.images import extract_images, new_images
+from signgate.admission.images import changed_fields, extract_images
 from signgate.admission.patch import pin_patch
-from signgate.admission.review import AdmissionRequest, review_response, status_message
+from signgate.admission.review import (
+    MAX_AUDIT_ANNOTATIONS,
+    AdmissionRequest,
+    review_response,
+    status_message,
+)
 from signgate.deadline import Deadline
 from signgate.engine.verifier import Verifier
-from signgate.errors import AdmissionRequestError
+from signgate.errors import AdmissionRequestError, truncate
 from signgate.policy.compiled import CompiledPolicy
 from signgate.policy.evaluate import ImageDecision
 from signgate.registry import CredentialStore
@@ -72,8 +77,14 @@ def _message(denied: Sequence[ImageDecision], pending: Sequence[str], total: int
 
 
 def _evidence(decisions: Sequence[ImageDecision]) -> dict[str, str]:
-    # Release evidence for every admitted image: what ran, which policy admitted it, who signed it.
-    annotations: dict[str, str] = {}
+    """Release evidence for every admitted image (what ran, which policy admitted it, who signed
+    it) and every Audit-mode failure, as the review's audit annotations.
+
+    The apiserver takes at most `MAX_AUDIT_ANNOTATIONS` keys: past that, the rest are merged into
+    the last one (a Pod of 65 images, or 33 under an Audit policy, used to raise, and the webhook
+    answered HTTP 500 — an unexplained denial, though Audit must never deny).
+    """
+    entries: list[tuple[str, str]] = []
     for number, decision in enumerate(decisions):
         if decision.allowed and decision.pinned:
             signers = ", ".join(
@@ -81,12 +92,26 @@ def _evidence(decisions: Sequence[ImageDecision]) -> dict[str, str]:
                 for o in decision.outcomes
                 for s in o.signatures
             )
-            annotations[f"image-{number}"] = (
-                f"{decision.pinned} verified by {signers or 'no policy'}"
+            entries.append(
+                (f"image-{number}", f"{decision.pinned} verified by {signers or 'no policy'}")
             )
-        for index, note in enumerate(decision.audit):
-            annotations[f"audit-{number}-{index}"] = note
-    return annotations
+        entries.extend((f"audit-{number}-{i}", note) for i, note in enumerate(decision.audit))
+    if len(entries) <= MAX_AUDIT_ANNOTATIONS:
+        return dict(entries)
+    kept, rest = entries[: MAX_AUDIT_ANNOTATIONS - 1], entries[MAX_AUDIT_ANNOTATIONS - 1 :]
+    merged = f"{len(rest)} more: " + " | ".join(f"{key}: {value}" for key, value in rest)
+    return {**dict(kept), "more": merged}
+
+
+def internal_error(request: AdmissionRequest, exc: Exception) -> Verdict:
+    """The answer when deciding itself failed (a bug): a denial that says so, never an HTTP 500."""
+    message = status_message(
+        f"signgate could not decide ({type(exc).__name__}: {truncate(str(exc), 200)}); denied to "
+        "be safe; what to do: retry, and report it with signgate's log if it persists"
+    )
+    return Verdict(
+        review_response(request.uid, allowed=False, message=message), False, (), message=message
+    )
 
 
 async def decide_review(
@@ -107,12 +132,12 @@ async def decide_review(
         response = review_response(uid, allowed=False, message=message)
         return Verdict(response, False, (), message=message)
     if request.operation == "UPDATE":
-        # Only images the update brings in are checked (and pinned). An image the object already
-        # ran was admitted when it arrived; re-checking it would let a registry outage block
-        # every update (controllers removing finalizers included), and re-pinning it would
-        # restart running containers and roll out workloads nobody changed.
-        added = new_images(request, fields)
-        fields = [field for field in fields if field.image in added]
+        # Only containers whose image the update changes are checked (and pinned), each on its
+        # own (docs/adr/0002). A container that kept its image was admitted when it arrived;
+        # re-checking it would let a registry outage block every update (controllers removing
+        # finalizers included), and re-pinning it would restart running containers and roll out
+        # workloads nobody changed.
+        fields = changed_fields(request, fields)
     if not fields:
         return Verdict(review_response(uid, allowed=True), True, ())
     images = list(dict.fromkeys(field.image for field in fields))

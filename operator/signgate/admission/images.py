@@ -198,25 +198,30 @@ def extract_images(request: AdmissionRequest) -> list[ImageField]:
     return _images_in(obj, template)
 
 
-def new_images(request: AdmissionRequest, fields: Sequence[ImageField]) -> set[str]:
-    """The image strings of ``fields`` that ``request.old_object`` did not already have.
+def changed_fields(request: AdmissionRequest, fields: Sequence[ImageField]) -> list[ImageField]:
+    """The fields of ``fields`` whose container (or image volume) did not run that image before.
 
-    On UPDATE these are the images that must be verified; on CREATE every image is new. When the
-    old object cannot be read, every image counts as new (fail closed).
+    On UPDATE these are the images that must be verified (and pinned); on CREATE every field is
+    new. Containers are compared one by one, by list and name: a container whose image string did
+    not change stays exempt (an UPDATE that removes a finalizer from an old Pod must not depend
+    on the registry), and every other container is checked whatever its neighbours ran — the same
+    string in another container is no evidence (issue 15: ``kubectl set image`` adding an
+    unpinned tag that another container held would otherwise skip verification after the tag
+    moved). When the old object cannot be read, every field is new (fail closed).
 
     Args:
         request: the request ``fields`` were extracted from.
         fields: `extract_images` of ``request``.
     """
-    images = {field.image for field in fields}
     if request.operation != "UPDATE" or request.old_object is None:
-        return images
+        return list(fields)
     try:
         template = _kind_of(request)
         old = _images_in(_check_object(request.old_object, request, "oldObject"), template)
     except AdmissionRequestError:
-        return images
-    return images - {field.image for field in old}
+        return list(fields)
+    before = {(f.role, f.container): f.image for f in old}
+    return [f for f in fields if before.get((f.role, f.container)) != f.image]
 
 
 def pod_spec_of(request: AdmissionRequest) -> Mapping[str, Any] | None:

@@ -25,7 +25,7 @@ def pin_patch(fields: Sequence[ImageField], digests: Mapping[str, str]) -> list[
     A field whose image already carries a digest (``@``) gets no operation, so the patch is
     idempotent under webhook reinvocation; so does a field whose image is not in ``digests``.
 
-    On UPDATE, pass only the fields whose image is new (`new_images`): rewriting an unchanged
+    On UPDATE, pass only the fields whose image changed (`changed_fields`): rewriting an unchanged
     image of a running Pod restarts its container, and of a workload template starts a rollout.
 
     Args:

@@ -25,7 +25,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from signgate.admission.decide import PolicySource, decide_review
+from signgate.admission.decide import PolicySource, decide_review, internal_error
 from signgate.admission.metrics import Metrics
 from signgate.admission.review import AdmissionRequest, parse_review
 from signgate.engine.verifier import Verifier
@@ -153,24 +153,30 @@ async def _review(request: web.Request, *, mutate: bool) -> web.Response:
     credentials = await credentials_for(review.request) if callable(credentials_for) else None
     # One deadline for the whole request: time spent reading pull secrets is not given back.
     remaining = request.app[_SETTINGS].deadline_seconds - (time.perf_counter() - started)
-    verdict = await decide_review(
-        review.request,
-        mutate=mutate,
-        engine=request.app[_ENGINE],
-        policies=policies,
-        deadline_seconds=max(remaining, 0.05),
-        credentials=credentials,
-    )
+    try:
+        verdict = await decide_review(
+            review.request,
+            mutate=mutate,
+            engine=request.app[_ENGINE],
+            policies=policies,
+            deadline_seconds=max(remaining, 0.05),
+            credentials=credentials,
+        )
+    except Exception as exc:
+        # decide_review never raises for bad input; a bug must still be a denial with a reason,
+        # not an HTTP 500 (which the apiserver turns into a denial that explains nothing).
+        log.exception("internal error deciding uid=%s on /%s", review.request.uid, webhook)
+        verdict = internal_error(review.request, exc)
     metrics.admission[webhook, "allowed" if verdict.allowed else "denied"].inc()
     on_denied = request.app.get(_ON_DENIED)
     if not verdict.allowed and not mutate and callable(on_denied):
-        on_denied(review.request, verdict.message)
+        _call_hook("denial", on_denied, review.request, verdict.message)
     # Count each admission's images once: at /validate, or at /mutate when it denies, because
     # the apiserver then never calls the validating webhook.
     counted = not mutate or not verdict.allowed
     on_verdict = request.app.get(_ON_VERDICT)
     if counted and not review.request.dry_run and callable(on_verdict):
-        on_verdict(review.request, verdict.images)
+        _call_hook("verdict", on_verdict, review.request, verdict.images)
     if counted:
         for decision in verdict.images:
             failed = decision.warnings or decision.audit  # let through by Warn or Audit mode
@@ -209,6 +215,14 @@ async def _review(request: web.Request, *, mutate: bool) -> web.Response:
         },
     )
     return web.json_response(verdict.response)
+
+
+def _call_hook(what: str, hook: Callable[..., None], *args: object) -> None:
+    """Report a decision (Events, status counts); a failure here never changes the answer."""
+    try:
+        hook(*args)
+    except Exception:
+        log.exception("the %s hook failed; the answer stands", what)
 
 
 async def _validate(request: web.Request) -> web.Response:

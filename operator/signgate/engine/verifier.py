@@ -4,12 +4,15 @@ The `Verifier` is the engine shared by ``signgate verify``, ``signgate serve`` a
 never raises for a bad image, registry or signature: every failure becomes an `ImageDecision` with
 its reason, and in Enforce mode that decision is a denial.
 
-Caching (what makes admission fast, and what must not make it wrong):
+Caching (what makes admission fast, and what must not make it wrong; docs/adr/0001):
 - tag → digest: a few seconds at most, because tags move;
-- policy outcomes: keyed by (policy identity, digest), never by tag. The identity changes whenever
-  the policy does, so an edited policy never reuses a stale verdict. Satisfied outcomes live long
-  (content under a digest is immutable); unsatisfied ones briefly, so a signature added later is
-  found soon; outcomes that came from a registry failure (timeout, 5xx, 429) are never cached;
+- policy outcomes: keyed by everything a verdict is a function of: the policy's identity (it
+  changes whenever the policy does), the digest, where the signatures were read (the image's own
+  ``registry/repository`` or the policy's ``signatureRepository``), the image's repository when
+  the policy judges it (``signedIdentity``), and the trusted root in force — never by tag. So a
+  warm replica answers what a fresh one would. Satisfied outcomes live long (content under a
+  digest is immutable); unsatisfied ones briefly, so a signature added later is found soon;
+  outcomes that came from a registry failure (timeout, 5xx, 429) are never cached;
 - concurrent identical work (the pods of one Deployment) is coalesced into one computation. That
   computation runs in its own task, for up to `WORK_SECONDS` past the deadline of the request that
   started it, and caches what it learns; every request still waits only until its own deadline.
@@ -87,8 +90,11 @@ class Verifier:
         """``clock`` gives the time a verification judges at (certificates of your own CA);
         ``monotonic`` times cache entries (default: the event loop's clock). Tests inject both."""
         self.client = client
-        self.trusted_root = trusted_root
         self.settings = settings or VerifierSettings()
+        self._trusted_root = trusted_root
+        self._root_generation = 0
+        """Bumped whenever the trusted root changes: part of every verdict's cache key, so that a
+        check that started under the old root cannot leave its verdict behind for the new one."""
         self.clock = clock
         limit = self.settings.cache.max_entries
         self.tags: TTLCache[tuple[str, str, str, str], Digest] = TTLCache(
@@ -101,11 +107,39 @@ class Verifier:
             max_entries=limit, clock=monotonic
         )
         self._resolving: SingleFlight[tuple[str, str, str, str], Digest] = SingleFlight()
-        self._verifying: SingleFlight[tuple[Digest, str, str, tuple[str, ...]], _Computed] = (
+        self._verifying: SingleFlight[tuple[Digest, str, str, tuple[str, ...], int], _Computed] = (
             SingleFlight()
         )
         self.verifications = 0
         """Signature evaluations actually run (not served from cache or coalesced)."""
+
+    @property
+    def trusted_root(self) -> TrustedRoot | None:
+        """The Sigstore trusted root keyless and transparency-log checks use."""
+        return self._trusted_root
+
+    @trusted_root.setter
+    def trusted_root(self, root: TrustedRoot | None) -> None:
+        # Verdicts reached under the old root are forgotten now, and any still being reached are
+        # written under the old generation, where no lookup finds them.
+        self._trusted_root = root
+        self._root_generation += 1
+        self.outcomes.clear()
+
+    def _outcome_key(
+        self, policy: CompiledPolicy, digest: Digest, ref: ImageReference, generation: int
+    ) -> OutcomeKey:
+        # Signatures are read from the image's own repository unless the policy names one, so the
+        # same digest in two repositories is two questions (issue 15: one repository's verdict
+        # must never answer for another's). The image's repository is judged too when the policy
+        # matches the repository named inside signatures.
+        return (
+            policy.identity,
+            digest,
+            policy.signature_repository or ref.name,
+            ref.name if policy.outcome_scope else "",
+            generation,
+        )
 
     def forget_policy(self, identity: str) -> int:
         """Drop every cached outcome of one policy version (e.g. when it is deleted)."""
@@ -228,7 +262,8 @@ class Verifier:
         for policy in governing:
             fixed = _fixed_outcome(policy, ref, digest)
             if fixed is None:
-                fixed = self.outcomes.peek(_outcome_key(policy, digest, ref))
+                key = self._outcome_key(policy, digest, ref, self._root_generation)
+                fixed = self.outcomes.peek(key)
                 if fixed is None or (policy.index_covers_children and not fixed.satisfied):
                     return None  # the slow path looks again, and counts its lookups
                 verdicts += 1
@@ -335,30 +370,42 @@ class Verifier:
         afresh when traced, so that the working shown is work really done)."""
         outcomes: dict[str, PolicyOutcome] = {}
         missing: list[CompiledPolicy] = []
+        generation = self._root_generation
         for policy in policies:
-            cached = None if trace else self.outcomes.get(_outcome_key(policy, digest, ref))
+            key = self._outcome_key(policy, digest, ref, generation)
+            cached = None if trace else self.outcomes.get(key)
             if cached is None:
                 missing.append(policy)
             else:
                 outcomes[policy.identity] = cached
         notes: tuple[str, ...] = ()
         if missing:
-            # The repository is part of the key: a policy's signatureRepository may be relative
-            # to the image (none set), so the same digest in two repositories is two questions.
+            # Shared work is shared only by askers of the same question: the same repository (the
+            # signatures may be read from it), the same credentials and the same trusted root.
             who = credentials.identity if credentials is not None else "configured"
-            key = (digest, ref.name, who, tuple(sorted(p.identity for p in missing)))
+            work_key = (
+                digest,
+                ref.name,
+                who,
+                tuple(sorted(p.identity for p in missing)),
+                generation,
+            )
             work = _work_deadline(deadline)
+            root = self.trusted_root
 
             async def compute() -> _Computed:
-                computed = await self._compute(ref, digest, missing, work, credentials, now, trace)
+                computed = await self._compute(
+                    ref, digest, missing, work, credentials, now, trace, root
+                )
                 cache = self.settings.cache
                 for policy, outcome, cacheable in computed.outcomes:
                     if cacheable:
                         ttl = cache.verified_ttl if outcome.satisfied else cache.unverified_ttl
-                        self.outcomes.put(_outcome_key(policy, digest, ref), outcome, ttl)
+                        key = self._outcome_key(policy, digest, ref, generation)
+                        self.outcomes.put(key, outcome, ttl)
                 return computed
 
-            shared = compute() if trace is not None else self._verifying.run(key, compute)
+            shared = compute() if trace is not None else self._verifying.run(work_key, compute)
             computed = await _until(deadline, shared, f"verifying {ref.name}@{digest}")
             notes = computed.notes
             for policy, outcome, _ in computed.outcomes:
@@ -453,6 +500,7 @@ class Verifier:
         credentials: CredentialStore | None,
         now: datetime,
         trace: Trace | None,
+        trusted_root: TrustedRoot | None,
     ) -> _Computed:
         self.verifications += 1
         repositories = sorted({p.signature_repository or ref.name for p in policies})
@@ -503,7 +551,7 @@ class Verifier:
                 digest=digest,
                 discoveries=[result],
                 prepared=prepared[repository],
-                trusted_root=self.trusted_root,
+                trusted_root=trusted_root,
                 now=now,
                 repository=ref.name,
             )
@@ -558,12 +606,9 @@ async def _until(deadline: Deadline, work: Awaitable[T], what: str) -> T:
         raise DeadlineExceededError(f"deadline exceeded {what}") from exc
 
 
-OutcomeKey = tuple[str, Digest, str]
-
-
-def _outcome_key(policy: CompiledPolicy, digest: Digest, ref: ImageReference) -> OutcomeKey:
-    # A verdict is about content (the digest) unless the policy also judges where it is pulled from.
-    return (policy.identity, digest, ref.name if policy.outcome_scope else "")
+OutcomeKey = tuple[str, Digest, str, str, int]
+"""(policy identity, digest, where the signatures were read, image repository if judged, trusted
+root generation)."""
 
 
 def _fixed_outcome(

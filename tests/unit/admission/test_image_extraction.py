@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from signgate.admission import (
     SUPPORTED_KINDS,
+    AdmissionRequest,
     ImageField,
+    changed_fields,
     extract_images,
-    new_images,
     parse_review,
 )
 from signgate.admission.pointer import split_pointer
@@ -88,7 +90,7 @@ def test_ephemeral_container_subresource_lists_the_whole_pod_and_only_the_debugg
         ("container", "web", "/spec/containers/0/image"),
         ("ephemeralContainer", "debugger-q7tnm", "/spec/ephemeralContainers/0/image"),
     ]
-    assert new_images(request, fields) == {"busybox:1.36"}
+    assert _changed(request, fields) == {"busybox:1.36"}
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -152,7 +154,7 @@ def test_delete_and_connect_run_nothing(operation: str) -> None:
     obj = workload("Pod", FULL_SPEC)
     request = request_of(review(None, kind="Pod", operation=operation, old=obj))
     assert extract_images(request) == []
-    assert new_images(request, []) == set()
+    assert _changed(request, []) == set()
     # CONNECT of pods/exec carries a PodExecOptions, a kind we otherwise refuse.
     exec_request = request_of(
         review(
@@ -320,7 +322,11 @@ def test_pointer_tokens_are_escaped() -> None:
     assert split_pointer("/a~1b/c~0d/0") == ["a/b", "c~d", "0"]
 
 
-# -- new_images ---------------------------------------------------------------------------------
+# -- changed_fields -----------------------------------------------------------------------------
+
+
+def _changed(request: AdmissionRequest, fields: Sequence[ImageField]) -> set[str]:
+    return {field.image for field in changed_fields(request, fields)}
 
 
 def _three(images: tuple[str, str, str]) -> dict[str, Any]:
@@ -334,7 +340,7 @@ def test_update_changing_one_of_three_images_makes_only_it_new(kind: str) -> Non
     request = request_of(review(new, operation="UPDATE", old=old))
     fields = extract_images(request)
     assert len(fields) == 3
-    assert new_images(request, fields) == {"app/worker:2"}
+    assert _changed(request, fields) == {"app/worker:2"}
 
 
 def test_update_that_changes_no_image_has_nothing_new() -> None:
@@ -342,12 +348,12 @@ def test_update_that_changes_no_image_has_nothing_new() -> None:
     changed = copy.deepcopy(obj)
     changed["spec"]["replicas"] = 10
     request = request_of(review(changed, operation="UPDATE", old=obj))
-    assert new_images(request, extract_images(request)) == set()
+    assert _changed(request, extract_images(request)) == set()
 
 
 def test_create_makes_every_image_new() -> None:
     request = request_of(review(workload("Deployment", FULL_SPEC)))
-    assert new_images(request, extract_images(request)) == {
+    assert _changed(request, extract_images(request)) == {
         "nginx:1.27",
         "ghcr.io/acme/proxy:2",
         "registry.example.com/shop/migrate:2.4.1",
@@ -360,7 +366,7 @@ def test_pinning_an_image_makes_it_new() -> None:
     old = workload("Pod", pod_spec([("web", "nginx:1.27")]))
     new = workload("Pod", pod_spec([("web", f"nginx:1.27@{DIGEST}")]))
     request = request_of(review(new, operation="UPDATE", old=old))
-    assert new_images(request, extract_images(request)) == {f"nginx:1.27@{DIGEST}"}
+    assert _changed(request, extract_images(request)) == {f"nginx:1.27@{DIGEST}"}
 
 
 @pytest.mark.parametrize(
@@ -376,17 +382,36 @@ def test_pinning_an_image_makes_it_new() -> None:
 def test_unreadable_old_object_makes_every_image_new(old: dict[str, Any] | None) -> None:
     new = workload("Pod", pod_spec([("web", "nginx:1.27"), ("side", "envoy:1")]))
     request = request_of(review(new, operation="UPDATE", old=old))
-    assert new_images(request, extract_images(request)) == {"nginx:1.27", "envoy:1"}
+    assert _changed(request, extract_images(request)) == {"nginx:1.27", "envoy:1"}
 
 
-def test_image_moved_between_lists_is_not_new() -> None:
-    # The same string already ran in this Pod; whether that is enough is the engine's policy.
+def test_the_same_image_in_another_container_is_checked_there() -> None:
+    # Issue 15: the string ran in the web container, unpinned; its tag may since point elsewhere.
+    # A debug container (or `kubectl set image` on a sidecar) running it is checked on its own.
     old = workload("Pod", pod_spec([("web", "nginx:1.27")]))
     new = workload("Pod", pod_spec([("web", "nginx:1.27")], ephemeral=[("dbg", "nginx:1.27")]))
     request = request_of(
         review(new, operation="UPDATE", old=old, sub_resource="ephemeralcontainers")
     )
-    assert new_images(request, extract_images(request)) == set()
+    changed = changed_fields(request, extract_images(request))
+    assert [(f.role, f.container) for f in changed] == [("ephemeralContainer", "dbg")]
+
+
+def test_set_image_on_one_container_checks_it_whatever_the_others_ran() -> None:
+    old = workload("Deployment", pod_spec([("web", "app:v1"), ("side", "envoy:1")]))
+    new = workload("Deployment", pod_spec([("web", "app:v1"), ("side", "app:v1")]))
+    request = request_of(review(new, operation="UPDATE", old=old))
+    changed = changed_fields(request, extract_images(request))
+    assert [(f.container, f.image) for f in changed] == [("side", "app:v1")]
+
+
+def test_a_container_that_kept_its_image_stays_exempt() -> None:
+    # A finalizer removal on an old Pod must not need the registry.
+    old = workload("Pod", pod_spec([("web", "app:v1"), ("side", "envoy:1")]))
+    new = copy.deepcopy(old)
+    new["metadata"]["finalizers"] = []
+    request = request_of(review(new, operation="UPDATE", old=old))
+    assert changed_fields(request, extract_images(request)) == []
 
 
 def test_workload_kinds_cover_every_controller_that_makes_pods() -> None:

@@ -200,7 +200,7 @@ def test_registered_webhook_denies_and_allows_kubectl_apply(
         assert hook["clientConfig"]["url"] == f"https://127.0.0.1:{webhook.server.port}/validate"
         assert (hook["failurePolicy"], hook["sideEffects"], hook["matchPolicy"]) == (
             "Fail",
-            "None",
+            "NoneOnDryRun",
             "Equivalent",
         )
         assert hook["timeoutSeconds"] == 10

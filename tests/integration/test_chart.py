@@ -72,7 +72,7 @@ def test_webhook_configurations_fail_closed_and_exclude_system_namespaces() -> N
     ):
         (hook,) = by_kind(docs, kind)["webhooks"]
         assert hook["failurePolicy"] == "Fail"
-        assert hook["sideEffects"] == "None"
+        assert hook["sideEffects"] == "NoneOnDryRun"  # Events and status only for real requests
         assert hook["matchPolicy"] == "Equivalent"
         assert hook["timeoutSeconds"] == 10
         assert hook["admissionReviewVersions"] == ["v1"]

@@ -311,9 +311,10 @@ class KubeAPIServer:
         Creates a ValidatingWebhookConfiguration (``url: <base>/validate``) and/or a
         MutatingWebhookConfiguration (``url: <base>/mutate``), each with one webhook:
         ``caBundle: ca_bundle``, ``rules`` (default :data:`WORKLOAD_RULES`),
-        ``failurePolicy: Fail``, ``sideEffects: None``, ``admissionReviewVersions: [v1]``,
-        ``timeoutSeconds: 10``, ``matchPolicy: Equivalent`` and a namespaceSelector that excludes
-        kube-system (default :data:`NOT_KUBE_SYSTEM`). Returns once admission calls them.
+        ``failurePolicy: Fail``, ``sideEffects: NoneOnDryRun`` (as the chart),
+        ``admissionReviewVersions: [v1]``, ``timeoutSeconds: 10``, ``matchPolicy: Equivalent``
+        and a namespaceSelector that excludes kube-system (default :data:`NOT_KUBE_SYSTEM`).
+        Returns once admission calls them.
 
         The configurations are cluster-wide and the apiserver is shared by the session: call
         :meth:`WebhookRegistration.remove` when done, or use :meth:`webhooks` instead.
@@ -332,7 +333,7 @@ class KubeAPIServer:
                 "clientConfig": {"url": f"{base}{path}", "caBundle": bundle},
                 "rules": [dict(rule) for rule in rules],
                 "failurePolicy": failure_policy,
-                "sideEffects": "None",
+                "sideEffects": "NoneOnDryRun",
                 "admissionReviewVersions": ["v1"],
                 "timeoutSeconds": timeout_seconds,
                 "matchPolicy": "Equivalent",

@@ -174,6 +174,8 @@ async def decide_review(
                     namespace_labels=labels,
                     credentials=credentials,
                     now=now,
+                    # A dry run must not change what a later real request is answered.
+                    remember_denials=not request.dry_run,
                 )
             )
             for image in missing

@@ -64,6 +64,26 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class _Question:
+    """One caller's question as it travels through the engine: under which deadline, with which
+    registry credentials, at what time, and what it may leave behind."""
+
+    deadline: Deadline
+    credentials: CredentialStore | None
+    now: datetime
+    trace: Trace | None = None
+    """Record the working here, and compute afresh (explain)."""
+    remember_denials: bool = True
+    """Whether an unsatisfied verdict may be cached. A dry run's may not: asking must not change
+    what a later real request is answered (issue 15)."""
+
+    @property
+    def who(self) -> str:
+        """Whose credentials: work done with some is never shared with others."""
+        return self.credentials.identity if self.credentials is not None else "configured"
+
+
+@dataclass(frozen=True, slots=True)
 class _Computed:
     outcomes: tuple[tuple[CompiledPolicy, PolicyOutcome, bool], ...]
     """(policy, outcome, cacheable)."""
@@ -184,6 +204,7 @@ class Verifier:
         credentials: CredentialStore | None = None,
         now: datetime | None = None,
         trace: Trace | None = None,
+        remember_denials: bool = True,
     ) -> ImageDecision:
         """Decide one image. Never raises (except on cancellation).
 
@@ -191,9 +212,10 @@ class Verifier:
         credentials for this image; work done with other credentials is never shared with it.
         ``now`` is the time of the admission (read from ``clock`` when not given). With a
         ``trace``, the verdict is computed afresh (no cached verdict, no shared work) and the
-        working is recorded in it.
+        working is recorded in it. Without ``remember_denials`` (dry runs), an unsatisfied verdict
+        is not cached.
         """
-        now = now or self.clock()
+        ask = _Question(deadline, credentials, now or self.clock(), trace, remember_denials)
         try:
             ref = parse_reference(image)
         except InvalidReferenceError as exc:
@@ -204,9 +226,7 @@ class Verifier:
         if not governing:
             return unmatched(image, str(ref), ref.name, self.settings.unmatched)
         try:
-            return await self._verify_governed(
-                image, ref, governing, deadline, credentials, now, trace
-            )
+            return await self._verify_governed(image, ref, governing, ask)
         except RegistryError as exc:
             return failed(
                 image,
@@ -305,13 +325,11 @@ class Verifier:
         image: str,
         ref: ImageReference,
         governing: Sequence[CompiledPolicy],
-        deadline: Deadline,
-        credentials: CredentialStore | None,
-        now: datetime,
-        trace: Trace | None,
+        ask: _Question,
     ) -> ImageDecision:
+        trace = ask.trace
         try:
-            digest = await self.resolve(ref, deadline, credentials)
+            digest = await self.resolve(ref, ask.deadline, ask.credentials)
         except RegistryError as exc:
             if trace is not None:
                 trace.resolve_error = str(exc)
@@ -332,22 +350,14 @@ class Verifier:
                 outcomes[policy.identity] = fixed
             else:
                 checkable.append(policy)
-        computed, notes = await self._policy_outcomes(
-            ref, digest, checkable, deadline, credentials, now, trace
-        )
+        computed, notes = await self._policy_outcomes(ref, digest, checkable, ask)
         outcomes.update(computed)
         uncovered = [
             p for p in checkable if p.index_covers_children and not outcomes[p.identity].satisfied
         ]
         if uncovered:
             covered, index_notes = await self._covered_by_index(
-                ref,
-                digest,
-                [(p, outcomes[p.identity]) for p in uncovered],
-                deadline,
-                credentials,
-                now,
-                trace,
+                ref, digest, [(p, outcomes[p.identity]) for p in uncovered], ask
             )
             outcomes.update(covered)
             notes += index_notes
@@ -361,13 +371,11 @@ class Verifier:
         ref: ImageReference,
         digest: Digest,
         policies: Sequence[CompiledPolicy],
-        deadline: Deadline,
-        credentials: CredentialStore | None,
-        now: datetime,
-        trace: Trace | None,
+        ask: _Question,
     ) -> tuple[dict[str, PolicyOutcome], tuple[str, ...]]:
         """Each policy's verdict on ``digest``: cached, or computed (once for concurrent askers;
         afresh when traced, so that the working shown is work really done)."""
+        trace = ask.trace
         outcomes: dict[str, PolicyOutcome] = {}
         missing: list[CompiledPolicy] = []
         generation = self._root_generation
@@ -382,31 +390,23 @@ class Verifier:
         if missing:
             # Shared work is shared only by askers of the same question: the same repository (the
             # signatures may be read from it), the same credentials and the same trusted root.
-            who = credentials.identity if credentials is not None else "configured"
-            work_key = (
-                digest,
-                ref.name,
-                who,
-                tuple(sorted(p.identity for p in missing)),
-                generation,
-            )
-            work = _work_deadline(deadline)
+            identities = tuple(sorted(p.identity for p in missing))
+            work_key = (digest, ref.name, ask.who, identities, generation)
+            work = replace(ask, deadline=_work_deadline(ask.deadline))
             root = self.trusted_root
 
             async def compute() -> _Computed:
-                computed = await self._compute(
-                    ref, digest, missing, work, credentials, now, trace, root
-                )
+                computed = await self._compute(ref, digest, missing, work, root)
                 cache = self.settings.cache
                 for policy, outcome, cacheable in computed.outcomes:
-                    if cacheable:
+                    if cacheable and (outcome.satisfied or ask.remember_denials):
                         ttl = cache.verified_ttl if outcome.satisfied else cache.unverified_ttl
                         key = self._outcome_key(policy, digest, ref, generation)
                         self.outcomes.put(key, outcome, ttl)
                 return computed
 
             shared = compute() if trace is not None else self._verifying.run(work_key, compute)
-            computed = await _until(deadline, shared, f"verifying {ref.name}@{digest}")
+            computed = await _until(ask.deadline, shared, f"verifying {ref.name}@{digest}")
             notes = computed.notes
             for policy, outcome, _ in computed.outcomes:
                 outcomes[policy.identity] = outcome
@@ -416,8 +416,7 @@ class Verifier:
         self,
         index_ref: ImageReference,
         index_digest: Digest,
-        deadline: Deadline,
-        credentials: CredentialStore | None,
+        ask: _Question,
     ) -> frozenset[str]:
         """The digests an image index lists. Cached like a verdict: content under a digest is
         immutable, and without the cache every admission of a covered child would fetch it."""
@@ -426,7 +425,11 @@ class Verifier:
         if cached is not None:
             return cached
         fetched = await self.client.fetch_manifest(
-            index_ref, index_digest, deadline, accept=INDEX_MEDIA_TYPES, credentials=credentials
+            index_ref,
+            index_digest,
+            ask.deadline,
+            accept=INDEX_MEDIA_TYPES,
+            credentials=ask.credentials,
         )
         if fetched is None:
             raise MalformedResponseError(f"{index_ref.name}@{index_digest} disappeared")
@@ -444,10 +447,7 @@ class Verifier:
         ref: ImageReference,
         digest: Digest,
         uncovered: Sequence[tuple[CompiledPolicy, PolicyOutcome]],
-        deadline: Deadline,
-        credentials: CredentialStore | None,
-        now: datetime,
-        trace: Trace | None,
+        ask: _Question,
     ) -> tuple[dict[str, PolicyOutcome], tuple[str, ...]]:
         """indexCoversChildren: the verdicts of the image index that ``ref``'s tag names, for a
         ``repo:tag@sha256:<child>`` reference whose child digest that index lists.
@@ -463,10 +463,10 @@ class Verifier:
             return _amended(uncovered, hint), ()
         index_ref = ImageReference(ref.registry, ref.repository, ref.tag)
         try:
-            index_digest = await self.resolve(index_ref, deadline, credentials)
+            index_digest = await self.resolve(index_ref, ask.deadline, ask.credentials)
             if index_digest == digest:
                 return {}, ()
-            children = await self._index_children(index_ref, index_digest, deadline, credentials)
+            children = await self._index_children(index_ref, index_digest, ask)
         except RegistryError as exc:
             note = f"indexCoversChildren: cannot read the image index of tag {ref.tag!r}: {exc}"
             return {}, (note,)
@@ -475,13 +475,7 @@ class Verifier:
             return _amended(uncovered, hint), ()
         policies = [policy for policy, _ in uncovered]
         outcomes, notes = await self._policy_outcomes(
-            index_ref.with_digest(index_digest),
-            index_digest,
-            policies,
-            deadline,
-            credentials,
-            now,
-            trace,
+            index_ref.with_digest(index_digest), index_digest, policies, ask
         )
         via = f"image index {index_ref.name}@{index_digest} (tag {ref.tag}), which lists it"
         covered = {
@@ -496,22 +490,18 @@ class Verifier:
         ref: ImageReference,
         digest: Digest,
         policies: Sequence[CompiledPolicy],
-        deadline: Deadline,
-        credentials: CredentialStore | None,
-        now: datetime,
-        trace: Trace | None,
+        ask: _Question,
         trusted_root: TrustedRoot | None,
     ) -> _Computed:
         self.verifications += 1
+        trace = ask.trace
         repositories = sorted({p.signature_repository or ref.name for p in policies})
         wants_attestations = {
             p.signature_repository or ref.name for p in policies if p.attestations
         }
         found = await asyncio.gather(
             *(
-                self._discover(
-                    repository, digest, deadline, credentials, repository in wants_attestations
-                )
+                self._discover(repository, digest, ask, repository in wants_attestations)
                 for repository in repositories
             ),
             return_exceptions=True,
@@ -552,7 +542,7 @@ class Verifier:
                 discoveries=[result],
                 prepared=prepared[repository],
                 trusted_root=trusted_root,
-                now=now,
+                now=ask.now,
                 repository=ref.name,
             )
             evaluations[policy.identity] = evaluation
@@ -575,8 +565,7 @@ class Verifier:
         self,
         repository: str,
         digest: Digest,
-        deadline: Deadline,
-        credentials: CredentialStore | None,
+        ask: _Question,
         attestations: bool,
     ) -> Discovery:
         repo = parse_reference(repository)
@@ -584,9 +573,9 @@ class Verifier:
             self.client,
             repo,
             digest,
-            deadline,
+            ask.deadline,
             limits=self.settings.discovery,
-            credentials=credentials,
+            credentials=ask.credentials,
             attestations=attestations,
         )
 

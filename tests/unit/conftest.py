@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from signgate.registry import RegistryClient, RegistryOptions, _http
+from signgate.registry import RegistryClient, RegistryOptions
 from support.memory_registry import ManualClock, MemoryPusher, MemoryRegistry
 
 
@@ -31,43 +30,40 @@ def memory_pusher(memory_registry: MemoryRegistry) -> MemoryPusher:
 
 
 @pytest.fixture
-async def backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+async def backoff(monkeypatch: pytest.MonkeyPatch) -> VirtualSleep:
     """The registry client's pauses between retries, recorded and skipped in virtual time.
 
     `Exchanger.backoff` still decides everything (the delay, Retry-After, whether the deadline
-    affords the pause); only its ``asyncio.sleep`` is replaced: the test's event loop clock jumps
-    by the pause instead of waiting, so deadlines (on that clock) see the time as spent. A test of
-    four attempts with 0.25 + 0.5 + 1 s of back-off takes no time, and "the deadline affords the
-    first pause but not the second" does not depend on how fast the machine is.
+    affords the pause); only the sleep it is given (``RegistryClient(sleep=...)``) is virtual: the
+    test's event loop clock jumps by the pause instead of waiting, so deadlines (on that clock)
+    see the time as spent. A test of four attempts with 0.25 + 0.5 + 1 s of back-off takes no
+    time, and "the deadline affords the first pause but not the second" does not depend on how
+    fast the machine is.
     """
-    delays: list[float] = []
     loop = asyncio.get_running_loop()
+    sleep = VirtualSleep()
     real_time = loop.time
-    skipped = [0.0]
+    monkeypatch.setattr(loop, "time", lambda: real_time() + sum(sleep))
+    return sleep
 
-    class _Asyncio:
-        """``asyncio`` as signgate.registry._http sees it, with a sleep that only moves time."""
 
-        def __getattr__(self, name: str) -> Any:
-            return getattr(asyncio, name)
+class VirtualSleep(list[float]):
+    """A sleep that records its delays and returns at once (the loop clock adds them up)."""
 
-        @staticmethod
-        async def sleep(delay: float) -> None:
-            delays.append(delay)
-            skipped[0] += delay
-            await asyncio.sleep(0)
-
-    monkeypatch.setattr(loop, "time", lambda: real_time() + skipped[0])
-    monkeypatch.setattr(_http, "asyncio", _Asyncio())
-    return delays
+    async def __call__(self, delay: float) -> None:
+        self.append(delay)
+        await asyncio.sleep(0)
 
 
 @pytest.fixture
 async def registry_client(
-    memory_registry: MemoryRegistry, backoff: list[float]
+    memory_registry: MemoryRegistry, backoff: VirtualSleep, clock: ManualClock
 ) -> AsyncIterator[RegistryClient]:
-    """The real client, default options (verified https), on ``memory_registry``."""
-    async with RegistryClient(RegistryOptions(), round_trip=memory_registry) as client:
+    """The real client, default options (verified https), on ``memory_registry``, with the
+    virtual back-off and the manual clock."""
+    async with RegistryClient(
+        RegistryOptions(), round_trip=memory_registry, monotonic=clock, sleep=backoff
+    ) as client:
         yield client
 
 

@@ -23,7 +23,7 @@ import os
 import re
 import ssl
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -263,9 +263,16 @@ def error_detail(body: bytes) -> str:
 class Exchanger:
     """Registry HTTP below authentication: TLS contexts, schemes, retries, counters."""
 
-    def __init__(self, options: RegistryOptions, round_trip: RoundTrip | None = None) -> None:
+    def __init__(
+        self,
+        options: RegistryOptions,
+        round_trip: RoundTrip | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """``sleep`` waits between retries (tests pass one that only moves virtual time)."""
         self.options = options
         self.round_trip: RoundTrip = round_trip or AiohttpRoundTrip()
+        self._sleep = sleep
         self._ssl_contexts: dict[str, ssl.SSLContext | bool] = {}
         self._schemes: dict[str, str] = {}
         self.requests_sent = 0
@@ -454,4 +461,4 @@ class Exchanger:
                 )
             raise RegistryUnavailableError(f"{where}: {why}; no time left in the deadline to retry")
         log.info("%s: %s; retrying in %.2fs (attempt %d)", where, why, delay, attempt + 1)
-        await asyncio.sleep(delay)
+        await self._sleep(delay)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -45,9 +45,15 @@ from signgate.registry.auth import (
 class Transport:
     """Authenticated requests to registries; holds the auth state and token cache."""
 
-    def __init__(self, options: RegistryOptions, *, round_trip: RoundTrip | None = None):
+    def __init__(
+        self,
+        options: RegistryOptions,
+        *,
+        round_trip: RoundTrip | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         self.options = options
-        self.http = Exchanger(options, round_trip)
+        self.http = Exchanger(options, round_trip, sleep)
         self._challenges: dict[str, Challenge] = {}
         self._tokens = TokenCache()
         self._token_locks: dict[tuple[str, str, str, str], asyncio.Lock] = {}

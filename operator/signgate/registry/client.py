@@ -6,11 +6,12 @@ a size cap; every call takes the operation's one `Deadline`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
@@ -99,10 +100,14 @@ class RegistryClient:
         options: RegistryOptions | None = None,
         *,
         round_trip: RoundTrip | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """``round_trip`` replaces the network (an in-memory registry in unit tests)."""
+        """``round_trip`` replaces the network (an in-memory registry in unit tests);
+        ``monotonic`` and ``sleep`` the clock and the pause between retries (virtual time)."""
         self.options = options or RegistryOptions()
-        self._transport = Transport(self.options, round_trip=round_trip)
+        self._transport = Transport(self.options, round_trip=round_trip, sleep=sleep)
+        self._monotonic = monotonic
         self._no_referrers_api: dict[str, float] = {}
         """Hosts whose referrers API answered "not supported", until when (monotonic time)."""
 
@@ -295,7 +300,7 @@ class RegistryClient:
         # A registry without the API answers so for every image: after one such answer, go
         # straight to the fallback tag for a while (a request saved per cold image), then ask
         # again in case the registry was upgraded.
-        if self._no_referrers_api.get(repo.api_host, 0.0) > time.monotonic():
+        if self._no_referrers_api.get(repo.api_host, 0.0) > self._monotonic():
             return await self._referrers_from_tag(repo, digest, deadline, credentials)
         url: str = f"{repo.repository}/referrers/{digest}"
         found: list[Descriptor] = []
@@ -336,7 +341,7 @@ class RegistryClient:
         )
 
     def _remember_no_api(self, host: str) -> None:
-        now = time.monotonic()
+        now = self._monotonic()
         if len(self._no_referrers_api) >= MAX_REMEMBERED_HOSTS:
             self._no_referrers_api = {h: t for h, t in self._no_referrers_api.items() if t > now}
             if len(self._no_referrers_api) >= MAX_REMEMBERED_HOSTS:

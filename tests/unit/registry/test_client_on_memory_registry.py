@@ -9,7 +9,6 @@ code. Back-off pauses are recorded (the ``backoff`` fixture), not slept.
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
@@ -108,12 +107,14 @@ async def test_credentials_go_to_the_realm_as_basic_and_open_a_private_repositor
     memory_registry.require_bearer(users={"alice": "pw"}, private={REPO})
     options = with_credentials(memory_registry, "alice", "pw")
 
-    async with RegistryClient(options, round_trip=memory_registry) as alice:
+    async with RegistryClient(options, round_trip=memory_registry, sleep=backoff) as alice:
         assert await alice.resolve_digest(ref(memory_registry), Deadline.after(10)) == digest
     (token_request,) = [r for r in memory_registry.requests if r.host == "auth.test"]
     assert token_request.headers["Authorization"].startswith("Basic ")
 
-    async with RegistryClient(RegistryOptions(), round_trip=memory_registry) as anonymous:
+    async with RegistryClient(
+        RegistryOptions(), round_trip=memory_registry, sleep=backoff
+    ) as anonymous:
         with pytest.raises(RegistryAuthError) as refused:
             await anonymous.resolve_digest(ref(memory_registry), Deadline.after(10))
     assert str(refused.value) == (
@@ -325,13 +326,15 @@ async def test_an_insecure_plain_http_registry_is_found_once(
     image = parse_reference(f"{plain.name}/{REPO}:v1")
 
     options = RegistryOptions(insecure_hosts=frozenset({plain.name}))
-    async with RegistryClient(options, round_trip=memory_registry) as insecure:
+    async with RegistryClient(options, round_trip=memory_registry, sleep=backoff) as insecure:
         for _ in range(2):
             assert await insecure.resolve_digest(image, Deadline.after(10)) == digest
     # TLS first (as Docker does), then plain HTTP, remembered for the next request.
     assert [r.url.split(":")[0] for r in memory_registry.requests] == ["https", "http", "http"]
 
-    async with RegistryClient(RegistryOptions(), round_trip=memory_registry) as strict:
+    async with RegistryClient(
+        RegistryOptions(), round_trip=memory_registry, sleep=backoff
+    ) as strict:
         with pytest.raises(RegistryUnavailableError, match="WRONG_VERSION_NUMBER"):
             await strict.resolve_digest(image, Deadline.after(10))
 
@@ -419,11 +422,9 @@ async def test_the_referrers_api_is_asked_again_after_five_minutes(
     memory_registry: MemoryRegistry,
     memory_pusher: MemoryPusher,
     registry_client: RegistryClient,
-    monkeypatch: pytest.MonkeyPatch,
+    clock: ManualClock,
 ) -> None:
-    # The client reads time.monotonic itself (no injectable clock): give it a manual one.
-    clock = ManualClock()
-    monkeypatch.setattr(client, "time", SimpleNamespace(monotonic=clock))
+    # registry_client runs on the manual clock (RegistryClient(monotonic=...)).
     memory_registry.referrers_api(False)
     digest = Digest(await memory_pusher.push_random_image(REPO, "v1"))
     await registry_client.list_referrers(ref(memory_registry), digest, Deadline.after(10))
@@ -463,12 +464,14 @@ async def test_referrers_pages_are_followed_and_bounded(
     for _ in range(3):
         await signer.sign_bundle_v3(memory_pusher, REPO, digest, generate_key())
 
-    async with RegistryClient(RegistryOptions(), round_trip=memory_registry) as unbounded:
+    async with RegistryClient(
+        RegistryOptions(), round_trip=memory_registry, sleep=backoff
+    ) as unbounded:
         listed = await unbounded.list_referrers(ref(memory_registry), digest, Deadline.after(10))
     assert len({d.digest for d in listed.descriptors}) == 3
 
     options = RegistryOptions(limits=RegistryLimits(max_referrer_pages=2))
-    async with RegistryClient(options, round_trip=memory_registry) as bounded:
+    async with RegistryClient(options, round_trip=memory_registry, sleep=backoff) as bounded:
         with pytest.raises(Exception, match="span more than 2 pages"):
             await bounded.list_referrers(ref(memory_registry), digest, Deadline.after(10))
 

@@ -247,7 +247,7 @@ BINARY_FIXTURES = {
     "apiserver": "kube",
     "fake_sigstore": "node",
 }
-BINARY_MARKERS = frozenset({*BINARY_FIXTURES.values(), "cosign", "helm"})
+BINARY_MARKERS = frozenset({*BINARY_FIXTURES.values(), "cosign", "helm", "go"})
 UNIT_TESTS = Path(__file__).parent / "unit"
 
 

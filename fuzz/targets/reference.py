@@ -2,7 +2,8 @@
 
 Every image string of every admitted object goes through `parse_reference`; its output is what
 policy patterns are matched against, so besides "only InvalidReferenceError" this checks that
-normalisation is idempotent and that a host wildcard never matches across a '.', ':' or '/'.
+normalisation is idempotent, that a host wildcard never matches across a '.', ':' or '/', and that
+every spelling of a reference's registry (``:443``, Docker Hub's hosts) is governed alike.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from fuzz.harness import refused, text
 from signgate.errors import InvalidReferenceError
 from signgate.policy.patterns import compile_pattern
-from signgate.reference import parse_digest, parse_reference
+from signgate.reference import host_spellings, parse_digest, parse_reference
 
 ACCEPTED: tuple[type[Exception], ...] = (InvalidReferenceError,)
 
@@ -26,6 +27,9 @@ _PATTERNS = [
         "localhost:5000/*/app",
         "[::1]:5000/**",
         "docker.io/library/*",
+        "registry-1.docker.io/**",
+        "registry.example.com:443/release/*",
+        "*.docker.io/library/**",
     )
 ]
 _ONE_LABEL = re.compile(r"[a-z0-9-]*\.trusted\.example")
@@ -41,6 +45,13 @@ def run(data: bytes) -> None:
     _ = ref.api_host, ref.hostname
     if ref.digest is not None:
         _ = ref.pinned
-    for pattern in _PATTERNS:
-        if pattern.matches(ref.name) and pattern.text == "*.trusted.example/**":
-            assert _ONE_LABEL.fullmatch(ref.registry), f"{ref.name} matched {pattern.text}"
+    governed = {pattern.text for pattern in _PATTERNS if pattern.matches(ref.name)}
+    if "*.trusted.example/**" in governed:
+        host = ref.registry.removesuffix(":443")  # the same host to containerd
+        assert _ONE_LABEL.fullmatch(host), f"{ref.name} matched *.trusted.example/**"
+    for spelling in host_spellings(ref.registry):
+        # Not parsed again: "host:443/app" has the spelling "host/app", which a reference can only
+        # write for a host with a '.' (or it is Docker Hub's host/app).
+        name = f"{spelling}/{ref.repository}"
+        again = {pattern.text for pattern in _PATTERNS if pattern.matches(name)}
+        assert again == governed, f"{ref.name} is governed by {governed}, {name} by {again}"

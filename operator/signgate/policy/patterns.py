@@ -11,6 +11,13 @@ means ``docker.io/library/nginx``) and then matched in two anchored parts:
   ``release/a/b``).
 
 The pattern ``**`` on its own matches every image.
+
+A registry is matched under every host that names it (`signgate.reference.host_spellings`):
+``registry.example.com/**`` governs ``registry.example.com:443/app`` and the other way round, and
+a pattern for one of Docker Hub's hosts (``docker.io``, ``index.docker.io``,
+``registry-1.docker.io``, ``registry.hub.docker.com``, each with or without ``:443``) governs the
+images written with any of them, so no spelling of a host escapes a pattern. A literal host must
+be written the one way a reference may write it (`signgate.reference.host_problem`).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 from signgate.errors import PolicyError
-from signgate.reference import DOCKER_HUB
+from signgate.reference import DOCKER_HUB, host_problem, host_spellings, is_docker_hub
 
 _HOST_CHARS = re.compile(r"[a-z0-9.\-*:\[\]]+")
 _PATH_CHARS = re.compile(r"[a-z0-9._\-*/]+")
@@ -34,8 +41,12 @@ class ImagePattern:
     _regex: re.Pattern[str]
 
     def matches(self, name: str) -> bool:
-        """Whether ``name`` (``ImageReference.name``) is governed by this pattern."""
-        return self._regex.fullmatch(name) is not None
+        """Whether ``name`` (``ImageReference.name``) is governed by this pattern.
+
+        It is, if the pattern matches ``name`` written with any host that names its registry.
+        """
+        host, _, path = name.partition("/")
+        return any(self._regex.fullmatch(f"{h}/{path}") for h in host_spellings(host))
 
 
 def _split_host(pattern: str) -> tuple[str, str]:
@@ -46,8 +57,8 @@ def _split_host(pattern: str) -> tuple[str, str]:
         host, path = DOCKER_HUB, pattern
     if host == "index.docker.io":
         host = DOCKER_HUB
-    if host == DOCKER_HUB and "/" not in path and "*" not in path:
-        path = f"library/{path}"
+    if is_docker_hub(host) and "/" not in path and "*" not in path:
+        path = f"library/{path}"  # Docker Hub's official images, under any of its hosts
     return host, path
 
 
@@ -56,6 +67,10 @@ def _host_regex(host: str, text: str) -> str:
         raise PolicyError(f"image pattern {text!r}: '**' is not allowed in the registry host")
     if not _HOST_CHARS.fullmatch(host):
         raise PolicyError(f"image pattern {text!r}: invalid registry host {host!r}")
+    problem = None if "*" in host else host_problem(host)
+    if problem is not None:
+        # No reference can be written with this host, so the pattern would govern nothing.
+        raise PolicyError(f"image pattern {text!r}: {problem}")
     # One DNS label per '*': never crosses a '.', ':' or '/'.
     return "".join("[a-z0-9-]*" if ch == "*" else re.escape(ch) for ch in host)
 

@@ -194,7 +194,7 @@ class _Policies:
     def current(self) -> Sequence[CompiledPolicy]:
         return self._policies
 
-    def namespace_labels(self, namespace: str | None) -> Mapping[str, str] | None:
+    async def namespace_labels(self, namespace: str | None) -> Mapping[str, str] | None:
         if not namespace:
             return None
         if self._labels is not None and namespace in self._labels:

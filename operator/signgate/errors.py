@@ -111,3 +111,8 @@ class PatchError(SigngateError):
 
 class PolicyError(ConfigError):
     """A TrustPolicy that is invalid (bad pattern, bad key, unknown authority, ...)."""
+
+
+class NamespaceLabelsUnknownError(SigngateError):
+    """The labels of an admitted object's namespace cannot be known, and a TrustPolicy with a
+    ``namespaceSelector`` might govern it: the admission is denied with this message."""

@@ -117,6 +117,7 @@ async def operator(
                 secret_check_interval=0.3,
                 on_serving=on_serving,
                 status_interval=0.3,
+                resync_interval=0.3,  # often: every test here also runs beside the re-sync
             )
 
     async with operator_thread(main):
@@ -185,6 +186,55 @@ async def test_policies_from_the_cluster_decide_admission(
     # Delete it: the image is governed by nothing again.
     await kube.delete(TRUSTPOLICIES, "release")
     await kube.eventually(lambda: not operator.source.current())
+    gone = await operator.admit(signed)
+    assert "no TrustPolicy governs" in gone["status"]["message"]
+
+
+async def test_what_the_watch_missed_is_re_synced(
+    kube: FakeCluster, operator: Running, pusher: Pusher
+) -> None:
+    # kmock cannot take a watch down, so the fake API changes and then deletes the policy without
+    # a watch event: exactly what Kopf sees of a change while its watch hangs, and of a deletion
+    # during an outage (its re-list on reconnecting reports what exists, never what went).
+    key = generate_key()
+    name = f"op/{secrets.token_hex(4)}"
+    digest = await pusher.push_random_image(name, "v1")
+    await signer.sign_legacy(pusher, name, digest, key)
+    signed = f"{pusher.host}/{name}:v1"
+    await kube.create(trust_policy("release", key_spec(pusher.host, key)))
+
+    async def settled() -> bool:
+        # Kopf and signgate have written all they write about a new policy, and the index holds
+        # that last version: from here on, only the re-sync can tell the index what changes.
+        body = await kube.get(TRUSTPOLICIES, "release")
+        annotations = body["metadata"].get("annotations") or {}
+        status = body.get("status") or {}
+        versions = [e.resource_version for e in operator.source.entries()]
+        return (
+            "signgate.dev/last-handled-configuration" in annotations
+            and bool(status.get("conditions"))
+            and "recentDecisions" in status
+            and versions == [body["metadata"]["resourceVersion"]]
+        )
+
+    await kube.eventually(settled, message="the new policy never settled")
+    (before,) = operator.source.current()
+
+    await kube.unannounced(
+        TRUSTPOLICIES, "release", {"spec": key_spec(pusher.host, generate_key())}
+    )
+    await kube.eventually(
+        lambda: [p.identity for p in operator.source.current()] not in ([], [before.identity]),
+        message="a change the watch missed was never enforced",
+    )
+    denied = await operator.admit(signed)
+    assert denied["allowed"] is False
+    assert "TrustPolicy 'release'" in denied["status"]["message"]
+
+    await kube.unannounced(TRUSTPOLICIES, "release", None)
+    await kube.eventually(
+        lambda: not operator.source.current(), message="a deleted policy is still enforced"
+    )
     gone = await operator.admit(signed)
     assert "no TrustPolicy governs" in gone["status"]["message"]
 

@@ -55,6 +55,14 @@ class ThreadedApp:
         return self._port
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The server's event loop (valid after :meth:`start`): schedule work in it with
+        ``asyncio.run_coroutine_threadsafe``."""
+        if self._loop is None:
+            raise RuntimeError(f"{self._name} is not started")
+        return self._loop
+
+    @property
     def host(self) -> str:
         """``127.0.0.1:PORT``."""
         return f"127.0.0.1:{self._port}"

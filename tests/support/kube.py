@@ -64,6 +64,9 @@ operator), e.g. the first status patch fails::
 
     kube.emulator[kmock.method.PATCH, TRUSTPOLICIES.ref, kmock.subresource("status")][:1] << 500
 
+What a watch misses (a deletion during an outage, a change while it hangs) is made with
+``await kube.unannounced(TRUSTPOLICIES, "p1", None)``: the object goes (or changes) unannounced.
+
 An unexpected exception inside the emulator (not a deliberate Kubernetes error) fails the test
 when the cluster stops.
 """
@@ -507,6 +510,24 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 await self._publish(key[0], "DELETED", body)
             return body
 
+    # -- what a watcher misses --
+
+    async def unannounced(self, key: tuple[Any, ...], patch: Body | None) -> None:
+        """Merge-patch the object at ``key``, or delete it (``patch=None``), without an event."""
+        async with self._lock:
+            old = self._current(key)
+            if old is None:
+                raise KeyError(key)
+            if patch is None:
+                self.objects[key].delete()
+                return
+            new = _merge(old, patch)
+            meta = new["metadata"]
+            if self._spec_of(new) != self._spec_of(old):
+                meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+            meta["resourceVersion"] = self._next_rv()
+            await self._store(key, new)
+
     # -- reads --
 
     async def _serve_fetch(self, request: rendering.Request) -> Body:
@@ -809,6 +830,27 @@ class FakeCluster:
     async def delete(self, resource: ResourceLike, name: str, namespace: str | None = None) -> Body:
         result: Body = await self.request("DELETE", self.resource(resource).path(namespace, name))
         return result
+
+    async def unannounced(
+        self,
+        resource: ResourceLike,
+        name: str,
+        patch: Body | None,
+        *,
+        namespace: str | None = None,
+    ) -> None:
+        """Change (merge-patch) or delete (``patch=None``) an object without a watch event.
+
+        What a watcher misses when its watch is down or hangs: a deletion during an outage never
+        reaches Kopf (its re-list afterwards reports what exists, not what went), and a watch
+        that hangs silently misses changes too.
+        """
+        res = self.resource(resource)
+        key = (res.ref, namespace if res.namespaced else None, name)
+        future = asyncio.run_coroutine_threadsafe(
+            self.emulator.unannounced(key, patch), self._server.loop
+        )
+        await asyncio.wrap_future(future)
 
     async def events(
         self,

@@ -23,7 +23,7 @@ from signgate.admission.review import (
 )
 from signgate.deadline import Deadline
 from signgate.engine.verifier import Verifier
-from signgate.errors import AdmissionRequestError, truncate
+from signgate.errors import AdmissionRequestError, NamespaceLabelsUnknownError, truncate
 from signgate.policy.compiled import CompiledPolicy
 from signgate.policy.evaluate import ImageDecision
 from signgate.registry import CredentialStore
@@ -42,8 +42,12 @@ class PolicySource(Protocol):
     def current(self) -> Sequence[CompiledPolicy]:
         """The policies in force now (broken ones included, as policies that deny)."""
 
-    def namespace_labels(self, namespace: str | None) -> Mapping[str, str] | None:
-        """Labels of ``namespace`` for namespaceSelector, or None when unknown."""
+    async def namespace_labels(self, namespace: str | None) -> Mapping[str, str] | None:
+        """Labels of ``namespace`` for namespaceSelector, or None for a cluster-scoped object.
+
+        Raises:
+            NamespaceLabelsUnknownError: they cannot be known and might matter (deny).
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,8 @@ async def decide_review(
     credentials: CredentialStore | None = None,
 ) -> Verdict:
     """Answer one admission request. Never raises for bad input (cancellation excepted)."""
+    # One deadline for the whole admission, from the start: a namespace read counts against it.
+    deadline = Deadline.after(deadline_seconds)
     uid = request.uid
     try:
         fields = extract_images(request)
@@ -149,7 +155,12 @@ async def decide_review(
         response = review_response(uid, allowed=False, message=message)
         return Verdict(response, False, (), message=message)
 
-    labels = policies.namespace_labels(request.namespace)
+    try:
+        labels = await policies.namespace_labels(request.namespace)
+    except NamespaceLabelsUnknownError as exc:
+        message = status_message(f"signgate: {exc}; denied {len(images)} image(s), retry shortly")
+        response = review_response(uid, allowed=False, message=message)
+        return Verdict(response, False, (), message=message)
     current = policies.current()
     decisions: dict[str, ImageDecision] = {}
     for image in images:
@@ -161,9 +172,8 @@ async def decide_review(
     pending: tuple[str, ...] = ()
     missing = [image for image in images if image not in decisions]
     if missing:
-        # One deadline and one time for the whole admission: every image is judged at the same
-        # moment, whichever order the registry answers in.
-        deadline = Deadline.after(deadline_seconds)
+        # One time for the whole admission: every image is judged at the same moment, whichever
+        # order the registry answers in.
         now = engine.clock()
         tasks = {
             image: asyncio.ensure_future(
@@ -181,7 +191,7 @@ async def decide_review(
             for image in missing
         }
         # The engine honours the deadline itself; this margin only catches a bug that would not.
-        done, waiting = await asyncio.wait(tasks.values(), timeout=deadline_seconds + 0.5)
+        done, waiting = await asyncio.wait(tasks.values(), timeout=deadline.remaining() + 0.5)
         for task in waiting:
             task.cancel()
         decisions.update((image, task.result()) for image, task in tasks.items() if task in done)

@@ -171,6 +171,28 @@ async def _recheck_secret_keys(
             log.warning("could not mark TrustPolicy %r for re-indexing: %s", entry.name, exc)
 
 
+async def index_entry(
+    api: KubeApi,
+    body: Mapping[str, Any],
+    *,
+    secret_namespace: str,
+    last_good: LastGoodKeys | None = None,
+) -> PolicyEntry:
+    """The index entry of one TrustPolicy object: its Secret-held keys read, then compiled."""
+    refs = tuple(secret_refs(body))
+    resolved, errors = await resolve_secret_keys(api, refs, secret_namespace, last_good)
+    entry = policy_entry(body, resolved_keys=resolved, key_errors=errors)
+    if refs:
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        entry = replace(
+            entry,
+            secret_refs=refs,
+            key_fingerprint=_fingerprint(resolved, errors),
+            annotated_fingerprint=annotations.get(KEYS_ANNOTATION),
+        )
+    return entry
+
+
 def register_handlers(
     registry: kopf.OperatorRegistry,
     source: ClusterPolicySource,
@@ -204,18 +226,7 @@ def register_handlers(
             return info
 
     async def entry_of(body: Mapping[str, Any]) -> PolicyEntry:
-        refs = tuple(secret_refs(body))
-        resolved, errors = await resolve_secret_keys(api, refs, secret_namespace, last_good)
-        entry = policy_entry(body, resolved_keys=resolved, key_errors=errors)
-        if refs:
-            annotations = (body.get("metadata") or {}).get("annotations") or {}
-            entry = replace(
-                entry,
-                secret_refs=refs,
-                key_fingerprint=_fingerprint(resolved, errors),
-                annotated_fingerprint=annotations.get(KEYS_ANNOTATION),
-            )
-        return entry
+        return await index_entry(api, body, secret_namespace=secret_namespace, last_good=last_good)
 
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="trustpolicies")
     async def index_policy(name: str, body: kopf.Body, **_: Any) -> dict[str, PolicyEntry]:

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import kopf
 
@@ -17,11 +18,18 @@ from signgate.engine.verifier import Verifier
 from signgate.errors import ConfigError
 from signgate.kube.api import KubeApi
 from signgate.kube.events import EventReporter
-from signgate.kube.handlers import LastGoodKeys, register_handlers, watch_secret_keys
+from signgate.kube.handlers import (
+    LastGoodKeys,
+    index_entry,
+    register_handlers,
+    watch_secret_keys,
+)
 from signgate.kube.pullsecrets import PullSecretResolver
 from signgate.kube.recent import RecentDecisions
 from signgate.kube.recent_status import INTERVAL_SECONDS, publish_recent_decisions, replica_name
-from signgate.kube.source import ClusterPolicySource
+from signgate.kube.resync import INTERVAL_SECONDS as RESYNC_SECONDS
+from signgate.kube.resync import resync_policies
+from signgate.kube.source import ClusterPolicySource, PolicyEntry
 from signgate.policy.evaluate import ImageDecision
 
 log = logging.getLogger(__name__)
@@ -58,6 +66,7 @@ async def run_operator(
     on_serving: Callable[[int, ClusterPolicySource], None] | None = None,
     status_interval: float = INTERVAL_SECONDS,
     status_last_denial: bool = True,
+    resync_interval: float = RESYNC_SECONDS,
 ) -> None:
     """Serve the webhook with TrustPolicies from the cluster until ``stop`` is set.
 
@@ -76,11 +85,13 @@ async def run_operator(
         on_serving: called with the bound port and the policy source once the server listens.
         status_interval: how often each policy's ``status.recentDecisions`` may be written.
         status_last_denial: whether that status names the last denial (image, object, reason).
+        resync_interval: how often TrustPolicies are re-listed, so that one deleted while the
+            watch was down stops being enforced (`signgate.kube.resync`).
     """
     login = registry is None
     registry = registry or kopf.OperatorRegistry()
     api = api or KubeApi()
-    source = ClusterPolicySource()
+    source = ClusterPolicySource(api)
     secret_namespace = secret_namespace or os.environ.get("POD_NAMESPACE") or "signgate"
     last_good: LastGoodKeys = {}
     register_handlers(
@@ -140,6 +151,18 @@ async def run_operator(
             ),
             name="signgate:recent-decisions",
         )
+
+        async def rebuild(body: Mapping[str, Any]) -> PolicyEntry:
+            return await index_entry(
+                api, body, secret_namespace=secret_namespace, last_good=last_good
+            )
+
+        resync = asyncio.create_task(
+            resync_policies(
+                source, api, rebuild=rebuild, forget=engine.forget_policy, interval=resync_interval
+            ),
+            name="signgate:resync-policies",
+        )
         try:
             await kopf.operator(
                 registry=registry,
@@ -152,7 +175,7 @@ async def run_operator(
         except kopf.LoginError as exc:
             raise ConfigError(NO_CLUSTER) from exc
         finally:
-            for task in (secrets, publisher):
+            for task in (secrets, publisher, resync):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

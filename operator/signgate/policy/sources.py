@@ -27,6 +27,6 @@ class StaticPolicySource:
         """The policies from the files."""
         return self._policies
 
-    def namespace_labels(self, namespace: str | None) -> Mapping[str, str] | None:
+    async def namespace_labels(self, namespace: str | None) -> Mapping[str, str] | None:
         """Only the namespace's name label (or None for cluster-scoped objects)."""
         return {NAMESPACE_NAME_LABEL: namespace} if namespace else None

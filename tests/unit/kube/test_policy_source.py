@@ -95,7 +95,7 @@ def test_status_keeps_transition_time_while_the_state_holds() -> None:
     assert len(message) <= MAX_CONDITION_MESSAGE
 
 
-def test_source_is_not_ready_until_indexed_and_reads_namespace_labels() -> None:
+async def test_source_is_not_ready_until_indexed_and_reads_namespace_labels() -> None:
     source = ClusterPolicySource()
     assert not source.ready()
     assert source.current() == []
@@ -107,9 +107,10 @@ def test_source_is_not_ready_until_indexed_and_reads_namespace_labels() -> None:
     source.mark_ready()
     assert source.ready()
     assert len(source.current()) == 1
-    assert source.namespace_labels("prod") == {"tier": "prod"}
-    assert source.namespace_labels("new") == {"kubernetes.io/metadata.name": "new"}
-    assert source.namespace_labels(None) is None
+    assert await source.namespace_labels("prod") == {"tier": "prod"}
+    # No policy selects namespaces: a namespace not seen yet needs no read, its name will do.
+    assert await source.namespace_labels("new") == {"kubernetes.io/metadata.name": "new"}
+    assert await source.namespace_labels(None) is None
 
 
 async def test_webhook_denies_while_policies_are_not_loaded() -> None:

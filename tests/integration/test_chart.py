@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 from cryptography import x509
 
+from signgate.admission.server import check_client_ca
 from signgate.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,10 +32,14 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(HELM), *args], capture_output=True, text=True, check=check)
 
 
-def render(*sets: str, namespace: str = "signgate") -> list[dict[str, Any]]:
+def render(
+    *sets: str, namespace: str = "signgate", set_files: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     args = ["template", "signgate", str(CHART), "--namespace", namespace]
     for item in sets:
         args += ["--set", item]
+    for item in set_files:
+        args += ["--set-file", item]
     return [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
 
 
@@ -171,9 +177,114 @@ def test_options_render() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["webhook.failurePolicy=Maybe", "tls.mode=manual", "replicaCount=0", "pullSecret=x", "nope=1"],
+    [
+        "webhook.failurePolicy=Maybe",
+        "tls.mode=manual",
+        "replicaCount=0",
+        "pullSecret=x",
+        "nope=1",
+        "webhook.clientAuth.enable=true",
+        "webhook.clientAuth.allowedNames=apiserver",
+    ],
 )
 def test_values_schema_rejects_mistakes(bad: str) -> None:
     result = helm("template", "signgate", str(CHART), "--set", bad, check=False)
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
+
+
+# -- webhook.clientAuth: only the apiserver may call /validate and /mutate ----------------------
+
+
+def container_and_pod(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    template = by_kind(docs, "Deployment")["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    return container, template
+
+
+def test_client_auth_is_off_by_default() -> None:
+    docs = render()
+    container, template = container_and_pod(docs)
+    assert not any(arg.startswith(("--client-ca", "--client-name")) for arg in container["args"])
+    assert "client-ca" not in {v["name"] for v in template["spec"]["volumes"]}
+    assert not template["metadata"]["annotations"]
+    assert not [d for d in docs if d["metadata"]["name"].endswith("client-ca")]
+    assert "NetworkPolicy" not in {d["kind"] for d in docs}  # unchanged: still opt-in
+
+
+def test_client_auth_with_the_ca_in_values(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    pem = tmp_path / "ca.crt"
+    ca.cert_pem.write_to_path(str(pem))
+    docs = render("webhook.clientAuth.enabled=true", set_files=(f"webhook.clientAuth.caPEM={pem}",))
+    configmap = next(d for d in docs if d["metadata"]["name"] == "signgate-client-ca")
+    assert configmap["kind"] == "ConfigMap"
+    assert configmap["data"]["ca.crt"] == ca.cert_pem.bytes().decode()
+    container, template = container_and_pod(docs)
+    assert "--client-ca=/client-ca/ca.crt" in container["args"]
+    assert "--client-name=kube-apiserver-webhook-client" in container["args"]  # the default name
+    assert {"name": "client-ca", "mountPath": "/client-ca", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == "client-ca"]
+    assert volume["configMap"] == {
+        "name": "signgate-client-ca",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    # An edited CA rolls the Pods: signgate reads it when it starts.
+    assert template["metadata"]["annotations"]["checksum/client-ca"]
+    # What the chart passes is what signgate serve takes, and the mounted file is a client CA.
+    parsed = build_parser().parse_args(container["args"])
+    assert parsed.client_ca == "/client-ca/ca.crt"
+    assert parsed.client_name == ["kube-apiserver-webhook-client"]
+    mounted = tmp_path / "mounted.crt"
+    mounted.write_text(configmap["data"]["ca.crt"])
+    check_client_ca(mounted)
+
+
+@pytest.mark.parametrize("kind", ["existingSecret", "existingConfigMap"])
+def test_client_auth_with_an_existing_object(kind: str) -> None:
+    docs = render(
+        "webhook.clientAuth.enabled=true",
+        f"webhook.clientAuth.{kind}=apiserver-client-ca",
+        "webhook.clientAuth.caKey=ca.pem",
+        "webhook.clientAuth.allowedNames={kube-apiserver,system:apiserver}",
+    )
+    assert not [d for d in docs if d["metadata"]["name"] == "signgate-client-ca"]
+    container, template = container_and_pod(docs)
+    args = container["args"]
+    assert args[args.index("--client-ca=/client-ca/ca.crt") :][1:] == [
+        "--client-name=kube-apiserver",
+        "--client-name=system:apiserver",
+    ]
+    (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == "client-ca"]
+    items = [{"key": "ca.pem", "path": "ca.crt"}]
+    if kind == "existingSecret":
+        assert volume["secret"] == {"secretName": "apiserver-client-ca", "items": items}
+    else:
+        assert volume["configMap"] == {"name": "apiserver-client-ca", "items": items}
+    assert "checksum/client-ca" not in (template["metadata"]["annotations"] or {})
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ("webhook.clientAuth.enabled=true",),
+        (
+            "webhook.clientAuth.enabled=true",
+            "webhook.clientAuth.existingSecret=a",
+            "webhook.clientAuth.existingConfigMap=b",
+        ),
+    ],
+    ids=["no-ca", "two-cas"],
+)
+def test_client_auth_needs_exactly_one_ca(sets: tuple[str, ...]) -> None:
+    args = ["template", "signgate", str(CHART)]
+    for item in sets:
+        args += ["--set", item]
+    result = helm(*args, check=False)
+    assert result.returncode != 0
+    assert (
+        "webhook.clientAuth.enabled needs exactly one of webhook.clientAuth.caPEM, "
+        "existingConfigMap and existingSecret"
+    ) in result.stderr

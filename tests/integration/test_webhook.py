@@ -21,7 +21,12 @@ import pytest
 import trustme
 
 from signgate.admission.metrics import Metrics
-from signgate.admission.server import ServerSettings, make_app, running_server
+from signgate.admission.server import (
+    CertificateReloader,
+    ServerSettings,
+    make_app,
+    running_server,
+)
 from signgate.engine import Verifier, VerifierSettings
 from signgate.policy.compiled import CompiledPolicy, compile_policy
 from signgate.policy.loading import parse_policies
@@ -97,14 +102,27 @@ async def start_webhook(
     stack: list[Any] = []
 
     async def start(
-        policies: Sequence[CompiledPolicy], *, deadline: float = 8.0, insecure: Sequence[str] = ()
+        policies: Sequence[CompiledPolicy],
+        *,
+        deadline: float = 8.0,
+        insecure: Sequence[str] = (),
+        client_ca: Path | None = None,
+        client_names: Sequence[str] = (),
+        **hooks: Any,
     ) -> Webhook:
         cert = tls_ca.issue_cert("127.0.0.1", "localhost")
         cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
         cert.cert_chain_pems[0].write_to_path(str(cert_file))
         cert.private_key_pem.write_to_path(str(key_file))
         settings = ServerSettings(
-            cert_file, key_file, "127.0.0.1", 0, deadline, cert_check_interval=0.1
+            cert_file,
+            key_file,
+            "127.0.0.1",
+            0,
+            deadline,
+            cert_check_interval=0.1,
+            client_ca=client_ca,
+            client_names=tuple(client_names),
         )
         client = RegistryClient(
             RegistryOptions(insecure_hosts=frozenset({registry.host, *insecure}))
@@ -112,7 +130,11 @@ async def start_webhook(
         engine = Verifier(client, settings=VerifierSettings())
         metrics = Metrics(engine)
         app = make_app(
-            engine=engine, policies=StaticPolicySource(policies), settings=settings, metrics=metrics
+            engine=engine,
+            policies=StaticPolicySource(policies),
+            settings=settings,
+            metrics=metrics,
+            **hooks,
         )
         server = running_server(app, settings)
         _, _, port = await server.__aenter__()
@@ -586,3 +608,343 @@ async def test_tls_below_1_2_is_refused(
     assert await handshake(ssl.TLSVersion.TLSv1) is None
     assert await handshake(ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
     assert await handshake(ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+
+
+# -- only the apiserver may call /validate and /mutate (issue 15, item 4) ------------------------
+
+APISERVER_NAME = "kube-apiserver-webhook-client"
+"""The client certificate's name in docs/operations.md, and the chart's default allowed name."""
+
+
+def caller(
+    server_ca: trustme.CA, cert: trustme.LeafCert | None, tls: ssl.TLSVersion | None = None
+) -> aiohttp.ClientSession:
+    """A client that trusts the webhook and presents ``cert`` (None: no certificate)."""
+    context = ssl.create_default_context()
+    if tls is not None:
+        context.maximum_version = tls
+    server_ca.configure_trust(context)
+    if cert is not None:
+        cert.configure_cert(context)
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+
+
+async def post_as(
+    hook: Webhook,
+    server_ca: trustme.CA,
+    cert: trustme.LeafCert | None,
+    path: str,
+    body: Any,
+    tls: ssl.TLSVersion | None = None,
+) -> tuple[int, Any]:
+    """POST ``body`` on a fresh connection presenting ``cert``; (status, parsed JSON or bytes)."""
+    async with caller(server_ca, cert, tls) as session:
+        return await Webhook(hook.url, session, hook.engine, hook.metrics).post(path, body)
+
+
+def refused_count(hook: Webhook, webhook: str, reason: str) -> float:
+    value = hook.metrics.registry.get_sample_value(
+        "signgate_refused_callers_total", {"webhook": webhook, "reason": reason}
+    )
+    assert value is not None
+    return value
+
+
+def assert_refusal(answer: Any, path: str, why: str) -> None:
+    """A one-line error, also shaped as a Kubernetes Status (what the apiserver shows); never an
+    AdmissionReview."""
+    assert isinstance(answer, dict), answer
+    assert "response" not in answer and answer["kind"] == "Status", answer
+    assert answer["code"] == 403 and answer["reason"] == "Forbidden"
+    assert answer["error"] == answer["message"]
+    assert f"only the kube-apiserver may call {path}" in answer["error"]
+    assert why in answer["error"]
+    assert "\n" not in answer["error"]
+
+
+@dataclass
+class Effects:
+    """What the operator's hooks would have done: read pull secrets, post Events, count."""
+
+    calls: list[str]
+
+    async def credentials_for(self, request: Any) -> None:
+        self.calls.append(f"pull secrets of {request.namespace}")
+
+    def on_denied(self, request: Any, message: str) -> None:
+        self.calls.append(f"Event on {request.name}")
+
+    def on_verdict(self, request: Any, decisions: Any) -> None:
+        self.calls.append(f"status counts for {request.name}")
+
+    def hooks(self) -> dict[str, Any]:
+        return {
+            "credentials_for": self.credentials_for,
+            "on_denied": self.on_denied,
+            "on_verdict": self.on_verdict,
+        }
+
+
+@pytest.fixture
+def client_ca_file(tmp_path: Path) -> tuple[trustme.CA, Path]:
+    """The CA that issues the apiserver's client certificate, and its PEM on disk."""
+    ca = trustme.CA(organization_name="signgate test webhook clients")
+    path = tmp_path / "client-ca.crt"
+    ca.cert_pem.write_to_path(str(path))
+    return ca, path
+
+
+async def test_review_paths_refuse_callers_without_a_client_certificate_before_reading(
+    start_webhook: StartWebhook,
+    pusher: Pusher,
+    tls_ca: trustme.CA,
+    client_ca_file: tuple[trustme.CA, Path],
+) -> None:
+    # A forged review naming another namespace's object: without client authentication it makes
+    # signgate read that namespace's pull secrets, post an Event there and count a decision.
+    _, ca_path = client_ca_file
+    effects = Effects([])
+    hook = await start_webhook(
+        [compiled(policy_yaml(pusher.host, KEY))],
+        client_ca=ca_path,
+        client_names=[APISERVER_NAME],
+        **effects.hooks(),
+    )
+    bad, _ = await unsigned_image(pusher)
+    forged = reviews.review(reviews.workload("Pod", reviews.pod_spec([bad])))
+    forged["request"]["namespace"] = "payments"
+    for path in ("/validate", "/mutate"):
+        for body in (forged, b"not even JSON"):  # refused before the body is parsed, or read
+            status, answer = await post_as(hook, tls_ca, None, path, body)
+            assert status == 403, (path, answer)
+            assert_refusal(answer, path, "none was presented")
+    assert effects.calls == []  # no Secret read, no Event, no status count
+    assert hook.engine.client.requests_sent == 0  # no registry request, so no cache entry
+    assert len(hook.engine.outcomes) == 0
+    assert len(hook.engine.tags) == 0
+    assert refused_count(hook, "validate", "no-certificate") == 2
+    assert refused_count(hook, "mutate", "no-certificate") == 2
+    assert refused_count(hook, "validate", "name") == 0
+
+
+async def test_the_apiserver_certificate_gets_the_normal_answers(
+    start_webhook: StartWebhook,
+    pusher: Pusher,
+    tls_ca: trustme.CA,
+    client_ca_file: tuple[trustme.CA, Path],
+) -> None:
+    client_ca, ca_path = client_ca_file
+    effects = Effects([])
+    hook = await start_webhook(
+        [compiled(policy_yaml(pusher.host, KEY))],
+        client_ca=ca_path,
+        client_names=["other-client", APISERVER_NAME],
+        **effects.hooks(),
+    )
+    good, digest = await signed_image(pusher)
+    bad, _ = await unsigned_image(pusher)
+    by_cn = client_ca.issue_cert("apiserver.example", common_name=APISERVER_NAME)
+    by_dns = client_ca.issue_cert("other-client", common_name="something else")
+    for cert in (by_cn, by_dns):
+        status, answer = await post_as(
+            hook,
+            tls_ca,
+            cert,
+            "/mutate",
+            reviews.review(reviews.workload("Pod", reviews.pod_spec([good]))),
+        )
+        assert status == 200, answer
+        assert answer["response"]["allowed"] is True
+        assert json.loads(base64.b64decode(answer["response"]["patch"]))[0]["value"] == (
+            f"{good}@{digest}"
+        )
+    status, answer = await post_as(
+        hook,
+        tls_ca,
+        by_cn,
+        "/validate",
+        reviews.review(reviews.workload("Pod", reviews.pod_spec([bad]))),
+    )
+    assert status == 200, answer
+    assert answer["response"]["allowed"] is False
+    assert "no signature found" in answer["response"]["status"]["message"]
+    assert any(call.startswith("Event on") for call in effects.calls)  # behind the apiserver
+    assert refused_count(hook, "validate", "no-certificate") == 0
+    assert refused_count(hook, "mutate", "name") == 0
+
+
+async def test_a_certificate_from_the_ca_with_another_name_is_refused(
+    start_webhook: StartWebhook,
+    pusher: Pusher,
+    tls_ca: trustme.CA,
+    client_ca_file: tuple[trustme.CA, Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # E.g. a kubelet's or an admin's certificate, when the client CA is the cluster's own CA.
+    client_ca, ca_path = client_ca_file
+    effects = Effects([])
+    hook = await start_webhook(
+        [compiled(policy_yaml(pusher.host, KEY))],
+        client_ca=ca_path,
+        client_names=[APISERVER_NAME],
+        **effects.hooks(),
+    )
+    good, _ = await signed_image(pusher)
+    intruder = client_ca.issue_cert("node-1.example", common_name="system:node:node-1")
+    review = reviews.review(reviews.workload("Pod", reviews.pod_spec([good])))
+    review["request"]["object"]["metadata"]["annotations"] = {"note": "attacker text"}
+    with caplog.at_level("WARNING", logger="signgate.admission.server"):
+        for path in ("/validate", "/mutate"):
+            status, answer = await post_as(hook, tls_ca, intruder, path, review)
+            assert status == 403, (path, answer)
+            assert_refusal(answer, path, "its names are not allowed")
+    assert effects.calls == []
+    assert hook.engine.client.requests_sent == 0
+    assert refused_count(hook, "validate", "name") == 1
+    assert refused_count(hook, "mutate", "name") == 1
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 2
+    assert "'system:node:node-1'" in lines[0]
+    assert all("attacker text" not in line and good not in line for line in lines)
+    # Without client_names, any certificate the CA issued is the apiserver's.
+    anyone = await start_webhook([compiled(policy_yaml(pusher.host, KEY))], client_ca=ca_path)
+    status, answer = await post_as(anyone, tls_ca, intruder, "/validate", review)
+    assert status == 200
+    assert answer["response"]["allowed"] is True
+
+
+async def test_a_certificate_from_another_ca_fails_the_handshake(
+    start_webhook: StartWebhook,
+    pusher: Pusher,
+    tls_ca: trustme.CA,
+    client_ca_file: tuple[trustme.CA, Path],
+) -> None:
+    _, ca_path = client_ca_file
+    effects = Effects([])
+    hook = await start_webhook(
+        [compiled(policy_yaml(pusher.host, KEY))],
+        client_ca=ca_path,
+        client_names=[APISERVER_NAME],
+        **effects.hooks(),
+    )
+    forged = trustme.CA().issue_cert(common_name=APISERVER_NAME)  # the right name, wrong issuer
+    review = reviews.review(reviews.workload("Pod", reviews.pod_spec(["nginx"])))
+    for path in ("/validate", "/healthz"):  # a certificate that is sent must verify, on any path
+        # TLS 1.2: the handshake fails, so no request is ever sent. The server answers the
+        # certificate with the alert "unknown CA" and closes; the client sees the alert or, as
+        # the close may overtake it, a reset.
+        with pytest.raises(aiohttp.ClientConnectorError) as failed:
+            await post_as(hook, tls_ca, forged, path, review, ssl.TLSVersion.TLSv1_2)
+        cause = failed.value.os_error
+        assert isinstance(cause, ConnectionResetError) or "UNKNOWN_CA" in str(cause), cause
+        # TLS 1.3: the client's handshake completes before the server has checked the
+        # certificate; the server then refuses it the same way, so the request gets no answer.
+        with pytest.raises(aiohttp.ClientOSError) as closed:
+            await post_as(hook, tls_ca, forged, path, review, ssl.TLSVersion.TLSv1_3)
+        assert not isinstance(closed.value, aiohttp.ClientResponseError)
+    assert effects.calls == []
+    assert refused_count(hook, "validate", "no-certificate") == 0  # never reached the handler
+
+
+async def test_probes_and_metrics_need_no_client_certificate(
+    start_webhook: StartWebhook,
+    pusher: Pusher,
+    tls_ca: trustme.CA,
+    client_ca_file: tuple[trustme.CA, Path],
+) -> None:
+    _, ca_path = client_ca_file
+    hook = await start_webhook(
+        [compiled(policy_yaml(pusher.host, KEY))], client_ca=ca_path, client_names=[APISERVER_NAME]
+    )
+    assert (await post_as(hook, tls_ca, None, "/validate", b"{}"))[0] == 403
+    async with caller(tls_ca, None) as session:  # the kubelet and Prometheus present none
+        async with session.get(hook.url + "/healthz") as resp:
+            assert resp.status == 200
+        async with session.get(hook.url + "/readyz") as resp:
+            assert resp.status == 200
+        async with session.get(hook.url + "/metrics") as resp:
+            assert resp.status == 200
+            text = await resp.text()
+    assert 'signgate_refused_callers_total{reason="no-certificate",webhook="validate"} 1.0' in text
+
+
+async def test_the_systems_roots_verify_no_client_certificate(
+    start_webhook: StartWebhook,
+    pusher: Pusher,
+    tls_ca: trustme.CA,
+    tmp_path: Path,
+    client_ca_file: tuple[trustme.CA, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only the client CA verifies client certificates: were the system's roots trusted as well,
+    # a certificate from a public CA (which may allow client authentication) would pass, and
+    # only client_names would stand in the way.
+    client_ca, ca_path = client_ca_file
+    public = trustme.CA()  # a root in the system's trust store (OpenSSL's SSL_CERT_FILE)
+    public.cert_pem.write_to_path(str(tmp_path / "system-roots.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "system-roots.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no-such-directory"))
+    hook = await start_webhook(
+        [compiled(policy_yaml(pusher.host, KEY))], client_ca=ca_path, client_names=[APISERVER_NAME]
+    )
+    review = reviews.review(reviews.workload("Pod", reviews.pod_spec(["nginx"])))
+    public_cert = public.issue_cert(common_name=APISERVER_NAME)
+    with pytest.raises(aiohttp.ClientConnectorError):
+        await post_as(hook, tls_ca, public_cert, "/validate", review, ssl.TLSVersion.TLSv1_2)
+    apiserver = client_ca.issue_cert(common_name=APISERVER_NAME)
+    status, _ = await post_as(hook, tls_ca, apiserver, "/validate", review, ssl.TLSVersion.TLSv1_2)
+    assert status == 200
+    # Without a client CA no certificate is asked for.
+    off = CertificateReloader(tmp_path / "tls.crt", tmp_path / "tls.key")
+    assert off.context.verify_mode == ssl.CERT_NONE
+
+
+async def test_certificate_rotation_keeps_client_certificates_required(
+    start_webhook: StartWebhook,
+    pusher: Pusher,
+    tmp_path: Path,
+    client_ca_file: tuple[trustme.CA, Path],
+) -> None:
+    client_ca, ca_path = client_ca_file
+    hook = await start_webhook(
+        [compiled(policy_yaml(pusher.host, KEY))], client_ca=ca_path, client_names=[APISERVER_NAME]
+    )
+    good, _ = await signed_image(pusher)
+    review = reviews.review(reviews.workload("Pod", reviews.pod_spec([good])))
+    new_ca = trustme.CA()
+    cert = new_ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
+    for _ in range(100):  # until new handshakes present the new certificate
+        try:
+            status, _ = await post_as(hook, new_ca, None, "/validate", review)
+            break
+        except aiohttp.ClientConnectorCertificateError:
+            await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the rotated certificate was not served")
+    assert status == 403
+    apiserver = client_ca.issue_cert(common_name=APISERVER_NAME)
+    status, answer = await post_as(hook, new_ca, apiserver, "/validate", review)
+    assert status == 200
+    assert answer["response"]["allowed"] is True
+
+
+async def test_a_denial_is_reported_once_whichever_webhook_denies(
+    start_webhook: StartWebhook, pusher: Pusher
+) -> None:
+    # With the chart's two webhooks, /mutate runs first; when it denies, the apiserver never calls
+    # /validate, so the denial's Event must come from /mutate (it never did).
+    denials: list[str] = []
+    hook = await start_webhook(
+        [compiled(policy_yaml(pusher.host, KEY))],
+        on_denied=lambda request, message: denials.append(message),
+    )
+    bad, _ = await unsigned_image(pusher)
+    body = reviews.review(reviews.workload("Pod", reviews.pod_spec([bad])))
+
+    assert (await hook.admit(body, mutate=True))["allowed"] is False
+    assert len(denials) == 1
+    assert "no signature found" in denials[0]
+    assert (await hook.admit(body))["allowed"] is False  # a validating-only configuration
+    assert len(denials) == 2

@@ -18,6 +18,13 @@ turns it into a failure, never a skip.
 Both processes are stopped by PID (:meth:`KubeAPIServer.stop`, at interpreter exit, and by the
 kernel if the test process dies), like the registries in :mod:`support.registry`.
 
+The apiserver presents a client certificate to every webhook that asks for one, as a control
+plane configured per docs/operations.md ("Only the apiserver may call the webhook") does: an
+AdmissionConfiguration (``--admission-control-config-file``) points both webhook plugins at a
+kubeconfig whose one user, named ``*`` (any webhook host), holds a certificate for
+:data:`WEBHOOK_CLIENT_NAME` from a CA of its own (:attr:`KubeAPIServer.webhook_client_ca`).
+Webhook servers that do not ask for a client certificate never see it.
+
 Webhooks: :meth:`KubeAPIServer.webhooks` registers a ValidatingWebhookConfiguration and/or a
 MutatingWebhookConfiguration whose ``url:`` clientConfig points at
 ``https://127.0.0.1:PORT/validate`` (and ``/mutate``) with the given ``caBundle``, for Pods and the
@@ -86,6 +93,9 @@ WORKLOAD_RULES: tuple[dict[str, Any], ...] = (
         "scope": "Namespaced",
     },
 )
+
+#: The subject CN of the client certificate the apiserver presents to webhooks.
+WEBHOOK_CLIENT_NAME = "kube-apiserver-webhook-client"
 
 #: Every namespace but kube-system (the label is set by the apiserver on every namespace).
 NOT_KUBE_SYSTEM: dict[str, Any] = {
@@ -204,6 +214,9 @@ class KubeAPIServer:
     """PEM of the CA that issued the serving certificate (and the admin client certificate)."""
     kubeconfig: Path
     """Admin kubeconfig (client certificate, ``O=system:masters``), certificates embedded."""
+    webhook_client_ca: Path
+    """PEM of the CA that issued the client certificate the apiserver presents to webhooks (CN
+    :data:`WEBHOOK_CLIENT_NAME`): what a webhook server passes as ``--client-ca``."""
     tools: KubeTools
     etcd_url: str
     apiserver_log: Path
@@ -499,15 +512,24 @@ class KubeAPIServer:
 
 
 def _write_pki(workdir: Path) -> dict[str, Path]:
-    """CA, serving certificate, admin client certificate and service-account key pair."""
+    """CA, serving certificate, admin client certificate, service-account key pair, and the
+    webhook client certificate with its own CA."""
     ca = trustme.CA(organization_name="signgate kube-apiserver tests")
-    files = {"ca": workdir / "ca.crt"}
+    files = {"ca": workdir / "ca.crt", "webhook-client-ca": workdir / "webhook-client-ca.crt"}
     ca.cert_pem.write_to_path(str(files["ca"]))
     serving = ca.issue_cert(
         "127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"
     )
     admin = ca.issue_cert("admin", common_name="admin", organization_name="system:masters")
-    for stem, leaf in (("apiserver", serving), ("admin", admin)):
+    # Not the cluster CA: a certificate from it would also authenticate to the apiserver.
+    webhook_ca = trustme.CA(organization_name="signgate kube-apiserver tests: webhook clients")
+    webhook_ca.cert_pem.write_to_path(str(files["webhook-client-ca"]))
+    webhook_client = webhook_ca.issue_cert(common_name=WEBHOOK_CLIENT_NAME)
+    for stem, leaf in (
+        ("apiserver", serving),
+        ("admin", admin),
+        ("webhook-client", webhook_client),
+    ):
         files[f"{stem}-crt"] = workdir / f"{stem}.crt"
         files[f"{stem}-key"] = workdir / f"{stem}.key"
         files[f"{stem}-crt"].write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
@@ -567,6 +589,53 @@ def _write_kubeconfig(path: Path, url: str, pki: dict[str, Path]) -> None:
     path.chmod(0o600)
 
 
+def _write_admission_config(workdir: Path, pki: dict[str, Path]) -> Path:
+    """The AdmissionConfiguration that makes the apiserver present the webhook client certificate
+    to every webhook (kubeconfig user ``*``); its path, for ``--admission-control-config-file``."""
+
+    def b64(p: Path) -> str:
+        return base64.b64encode(p.read_bytes()).decode("ascii")
+
+    kubeconfig = workdir / "webhook-kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "users": [
+                    {
+                        "name": "*",
+                        "user": {
+                            "client-certificate-data": b64(pki["webhook-client-crt"]),
+                            "client-key-data": b64(pki["webhook-client-key"]),
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    kubeconfig.chmod(0o600)
+    plugin_config = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "WebhookAdmissionConfiguration",
+        "kubeConfigFile": str(kubeconfig),
+    }
+    path = workdir / "admission-configuration.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "apiserver.config.k8s.io/v1",
+                "kind": "AdmissionConfiguration",
+                "plugins": [
+                    {"name": name, "configuration": plugin_config}
+                    for name in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")
+                ],
+            }
+        )
+    )
+    return path
+
+
 def _spawn(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"  # webhook calls stay on loopback
@@ -607,7 +676,8 @@ def etcd_argv(etcd: str, data_dir: Path, client_port: int, peer_port: int) -> li
 def apiserver_argv(
     binary: str, workdir: Path, port: int, etcd_url: str, pki: dict[str, Path]
 ) -> list[str]:
-    """The kube-apiserver command line (default admission plugins)."""
+    """The kube-apiserver command line (default admission plugins; the webhook plugins present
+    the webhook client certificate, :func:`_write_admission_config`)."""
     return [
         binary,
         f"--etcd-servers={etcd_url}",
@@ -625,6 +695,7 @@ def apiserver_argv(
         "--service-cluster-ip-range=10.96.0.0/24",
         "--endpoint-reconciler-type=none",
         "--profiling=false",
+        f"--admission-control-config-file={_write_admission_config(workdir, pki)}",
     ]
 
 
@@ -692,6 +763,7 @@ def start_apiserver(workdir: Path, *, startup_timeout: float = 90.0) -> KubeAPIS
             workdir=workdir,
             ca_file=pki["ca"],
             kubeconfig=workdir / "kubeconfig",
+            webhook_client_ca=pki["webhook-client-ca"],
             tools=tools,
             etcd_url=etcd_url,
             apiserver_log=workdir / f"kube-apiserver.{attempt}.log",

@@ -48,3 +48,24 @@ generated once per render and shared by the Secret and the webhook configuration
 {{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) nil $dns 825 $ca -}}
 {{- dict "ca" ($ca.Cert | b64enc) "caKey" ($ca.Key | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) | toJson -}}
 {{- end -}}
+{{/*
+The client CA's volume source (webhook.clientAuth): exactly one of caPEM (a ConfigMap the chart
+writes), existingConfigMap and existingSecret; its key is mounted as ca.crt.
+*/}}
+{{- define "signgate.clientCAVolume" -}}
+{{- $auth := .Values.webhook.clientAuth -}}
+{{- $sources := 0 -}}
+{{- range (list $auth.caPEM $auth.existingConfigMap $auth.existingSecret) -}}
+{{- if . -}}{{- $sources = add1 $sources -}}{{- end -}}
+{{- end -}}
+{{- if ne $sources 1 -}}
+{{- fail "webhook.clientAuth.enabled needs exactly one of webhook.clientAuth.caPEM, existingConfigMap and existingSecret" -}}
+{{- end -}}
+{{- if $auth.existingSecret -}}
+secret: {secretName: {{ $auth.existingSecret }}, items: [{key: {{ $auth.caKey | quote }}, path: ca.crt}]}
+{{- else if $auth.existingConfigMap -}}
+configMap: {name: {{ $auth.existingConfigMap }}, items: [{key: {{ $auth.caKey | quote }}, path: ca.crt}]}
+{{- else -}}
+configMap: {name: {{ include "signgate.fullname" . }}-client-ca, items: [{key: ca.crt, path: ca.crt}]}
+{{- end -}}
+{{- end -}}

@@ -32,6 +32,8 @@ LATENCY_BUCKETS = (
 """Warm admissions take a fraction of a millisecond: the sub-millisecond buckets show which."""
 
 WEBHOOKS = ("validate", "mutate")
+REFUSALS = ("no-certificate", "name")
+"""Why a caller was refused: no verified client certificate, or one whose names are not allowed."""
 ADMISSION_DECISIONS = ("allowed", "denied")
 IMAGE_DECISIONS = ("allowed", "warned", "denied", "pending")
 
@@ -97,6 +99,13 @@ class Metrics:
         self.bad_requests = Counter(
             "signgate_bad_requests", "Malformed AdmissionReviews (HTTP 400)", registry=self.registry
         )
+        self.refused_callers = Counter(
+            "signgate_refused_callers",
+            "Requests to /validate or /mutate refused (HTTP 403) before reading them: no verified "
+            "client certificate, or one whose names are not allowed",
+            ["webhook", "reason"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "signgate_admission_duration_seconds",
             "Time to answer an admission review, inside the server",
@@ -111,3 +120,6 @@ class Metrics:
         }
         self.image = {d: self.images.labels(d) for d in IMAGE_DECISIONS}
         self.duration = {w: self.latency.labels(w) for w in WEBHOOKS}
+        self.refused_caller = {
+            (w, r): self.refused_callers.labels(w, r) for w in WEBHOOKS for r in REFUSALS
+        }

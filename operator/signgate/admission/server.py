@@ -8,6 +8,23 @@ Two answer channels (as Kopf and the apiserver expect): a request that is not a 
 AdmissionReview gets HTTP 400 with a one-line reason (the apiserver then applies
 ``failurePolicy: Fail``, i.e. denies); a valid review always gets HTTP 200 with ``allowed`` and,
 when denied, a message naming each image, policy and reason.
+
+Only the apiserver may ask for a decision (``ServerSettings.client_ca``, off by default). A
+decision has side effects: it reads the pull secrets of the namespace the review names, posts a
+Warning Event with the review's text on the object it names, moves TrustPolicy status counts and
+fills caches. The apiserver calls admission only after it has authenticated the request's user
+and authorised the change (RBAC), so behind it those effects only ever follow from a change
+someone was allowed to make; a forged review posted straight to the port skips all of that. With
+a client CA the TLS context asks every client for a certificate and verifies one, if sent,
+against that CA alone (no system roots); ``/validate`` and ``/mutate`` then refuse, with HTTP 403
+and before reading the body, a connection that presented no verified certificate or one whose
+subject CN and DNS names are all outside ``client_names``. ``ssl.CERT_OPTIONAL``, not
+``CERT_REQUIRED``, and only those two paths, because the other callers cannot present a
+certificate: the kubelet's probes (``/healthz``, ``/readyz``) and Prometheus (``/metrics``) share
+the port, and what those paths reveal is not worth authenticating. A certificate that is sent and
+does not verify fails the handshake on every path. The apiserver sends its webhook client
+certificate only when its AdmissionConfiguration names one (docs/operations.md, "Only the
+apiserver may call the webhook").
 """
 
 from __future__ import annotations
@@ -18,12 +35,13 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from signgate.admission.decide import PolicySource, decide_review, internal_error
 from signgate.admission.metrics import Metrics
@@ -50,20 +68,69 @@ class ServerSettings:
     deadline_seconds: float = 8.0
     """Per request; below the webhook configuration's ``timeoutSeconds`` (10 by default)."""
     cert_check_interval: float = 5.0
+    client_ca: Path | None = None
+    """PEM CA certificates: when set, only callers presenting a certificate one of them issued may
+    POST to ``/validate`` and ``/mutate`` (the apiserver's webhook client certificate)."""
+    client_names: tuple[str, ...] = ()
+    """With ``client_ca``: that certificate's subject CN or one of its DNS names must be one of
+    these; empty, any certificate the CA issued will do."""
+
+    def __post_init__(self) -> None:
+        if self.client_names and self.client_ca is None:
+            raise ConfigError("client names need a client CA to check certificates against")
+
+
+def trust_client_ca(context: ssl.SSLContext, ca_file: Path) -> None:
+    """Make ``context`` ask TLS clients for a certificate and verify one, if sent, against
+    ``ca_file`` (``ssl.CERT_OPTIONAL``: callers without one still connect; see the module).
+
+    Raises:
+        ConfigError: the file cannot be read or holds no CA certificate.
+    """
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except ssl.SSLError as exc:  # before OSError, its base class
+        raise ConfigError(f"client CA {ca_file} holds no PEM certificate") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read client CA {ca_file}: {exc.strerror or exc}") from exc
+    if not context.cert_store_stats()["x509_ca"]:
+        raise ConfigError(f"client CA {ca_file} holds no CA certificate")
+    context.verify_mode = ssl.CERT_OPTIONAL
+
+
+def check_client_ca(ca_file: Path) -> None:
+    """Fail now, at start-up, if ``ca_file`` cannot serve as the client CA.
+
+    Raises:
+        ConfigError: the file cannot be read or holds no CA certificate.
+    """
+    trust_client_ca(_server_context(), ca_file)
+
+
+def _server_context() -> ssl.SSLContext:
+    # Trusts no root (a server-side default context loads none of the system's): the client CA,
+    # added by trust_client_ca, must be the only one, or any public CA's client certificates
+    # would verify. tests/integration/test_webhook.py holds this.
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 class CertificateReloader:
     """Keeps one SSLContext serving the certificate files' current contents.
 
     New TLS handshakes use the new certificate as soon as it is loaded; connections already open
-    carry on undisturbed, so rotation (cert-manager renewing a Secret) drops nothing.
+    carry on undisturbed, so rotation (cert-manager renewing a Secret) drops nothing. The client
+    CA (``client_ca``) is read once, here: a reload replaces the certificate and key only, so
+    client certificates stay required across rotations.
     """
 
-    def __init__(self, cert: Path, key: Path) -> None:
+    def __init__(self, cert: Path, key: Path, client_ca: Path | None = None) -> None:
         self.cert = cert
         self.key = key
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.context = _server_context()
+        if client_ca is not None:
+            trust_client_ca(self.context, client_ca)
         self._stamp: tuple[float, int, float, int] | None = None
         self.reloads = 0
         self.load()
@@ -83,7 +150,7 @@ class CertificateReloader:
             # Try the pair on a scratch context first: OpenSSL drops the live context's key as soon
             # as a certificate that does not match it is loaded, so a half-written rotation
             # (new certificate, old key) would leave the server unable to complete any handshake.
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.cert, self.key)
+            _server_context().load_cert_chain(self.cert, self.key)
             self.context.load_cert_chain(self.cert, self.key)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(
@@ -137,9 +204,71 @@ VerdictHook = Callable[[AdmissionRequest, Sequence[ImageDecision]], None]
 _ON_VERDICT = web.AppKey("on_verdict", object)
 
 
+@dataclass(frozen=True, slots=True)
+class _ClientAuth:
+    names: frozenset[str]
+    refused: Mapping[tuple[str, str], Counter]  # (webhook, reason) -> its labelled counter
+
+
+_CLIENT_AUTH = web.AppKey("client_auth", object)
+
+
+def _certificate_names(peercert: dict[str, Any]) -> set[str]:
+    """The subject CNs and DNS names of a verified certificate (``SSLSocket.getpeercert()``)."""
+    names = {
+        value for rdn in peercert.get("subject", ()) for key, value in rdn if key == "commonName"
+    }
+    names.update(value for kind, value in peercert.get("subjectAltName", ()) if kind == "DNS")
+    return names
+
+
+def _refuse_caller(request: web.Request, auth: _ClientAuth, webhook: str) -> web.Response | None:
+    """HTTP 403 unless the connection presented a verified certificate with an allowed name.
+
+    Called before the body is read: a refused caller causes no parse, Secret read, Event, status
+    count or cache entry. The log line names the peer and the certificate, never the request.
+    """
+    peercert = request.get_extra_info("peercert")
+    if not peercert:  # None: no certificate; {}: not verified (CERT_NONE: client auth is off)
+        reason, detail = "no-certificate", "without a client certificate"
+    elif auth.names:
+        names = _certificate_names(peercert)
+        if not names.isdisjoint(auth.names):
+            return None
+        reason = "name"
+        shown = ", ".join(repr(n[:64]) for n in sorted(names)[:4]) or "no name"
+        detail = f"with a client certificate for {shown}, not an allowed --client-name"
+    else:
+        return None
+    auth.refused[webhook, reason].inc()
+    log.warning("refused a caller on /%s from %s %s", webhook, request.remote or "?", detail)
+    why = "none was presented" if reason == "no-certificate" else "its names are not allowed"
+    message = (
+        f"signgate: only the kube-apiserver may call /{webhook}, presenting a client certificate "
+        f"from signgate's client CA; {why} (docs/operations.md)"
+    )
+    # Also shaped as a Kubernetes Status: an apiserver that sends no certificate (or the wrong
+    # one) then shows this message in its "failed calling webhook" error, not just "unknown".
+    return web.json_response(
+        {
+            "error": message,
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "message": message,
+            "reason": "Forbidden",
+            "code": 403,
+        },
+        status=403,
+    )
+
+
 async def _review(request: web.Request, *, mutate: bool) -> web.Response:
     metrics = request.app[_METRICS]
     webhook = "mutate" if mutate else "validate"
+    auth = request.app[_CLIENT_AUTH]
+    if isinstance(auth, _ClientAuth) and (refused := _refuse_caller(request, auth, webhook)):
+        return refused
     started = time.perf_counter()
     body = await request.read()
     try:
@@ -168,12 +297,13 @@ async def _review(request: web.Request, *, mutate: bool) -> web.Response:
         log.exception("internal error deciding uid=%s on /%s", review.request.uid, webhook)
         verdict = internal_error(review.request, exc)
     metrics.admission[webhook, "allowed" if verdict.allowed else "denied"].inc()
-    on_denied = request.app.get(_ON_DENIED)
-    if not verdict.allowed and not mutate and callable(on_denied):
-        _call_hook("denial", on_denied, review.request, verdict.message)
-    # Count each admission's images once: at /validate, or at /mutate when it denies, because
-    # the apiserver then never calls the validating webhook.
+    # Report and count each admission once: at /validate, or at /mutate when it denies, because
+    # the apiserver then never calls the validating webhook (an Event posted only at /validate
+    # was never posted for a denial, with the chart's two webhooks).
     counted = not mutate or not verdict.allowed
+    on_denied = request.app.get(_ON_DENIED)
+    if not verdict.allowed and callable(on_denied):
+        _call_hook("denial", on_denied, review.request, verdict.message)
     on_verdict = request.app.get(_ON_VERDICT)
     if counted and not review.request.dry_run and callable(on_verdict):
         _call_hook("verdict", on_verdict, review.request, verdict.images)
@@ -259,8 +389,17 @@ def make_app(
     credentials_for: CredentialsHook | None = None,
     on_verdict: VerdictHook | None = None,
 ) -> web.Application:
-    """The webhook application: exactly five routes, everything else 404."""
+    """The webhook application: exactly five routes, everything else 404.
+
+    With ``settings.client_ca``, ``/validate`` and ``/mutate`` answer only callers that presented
+    an allowed client certificate (the TLS side is :func:`running_server`'s).
+    """
     app = web.Application(client_max_size=MAX_REVIEW_BYTES + 64 * 1024)
+    app[_CLIENT_AUTH] = (
+        _ClientAuth(frozenset(settings.client_names), metrics.refused_caller)
+        if settings.client_ca is not None
+        else None
+    )
     app[_ON_DENIED] = on_denied
     app[_CREDENTIALS_FOR] = credentials_for
     app[_ON_VERDICT] = on_verdict
@@ -281,7 +420,13 @@ async def running_server(
     app: web.Application, settings: ServerSettings
 ) -> AsyncIterator[tuple[web.AppRunner, CertificateReloader, int]]:
     """Serve ``app`` over HTTPS until the context exits; yields the runner, reloader and port."""
-    reloader = CertificateReloader(settings.tls_cert, settings.tls_key)
+    reloader = CertificateReloader(settings.tls_cert, settings.tls_key, settings.client_ca)
+    if settings.client_ca is not None:
+        log.info(
+            "/validate and /mutate answer only client certificates issued by %s%s",
+            settings.client_ca,
+            f" for {', '.join(settings.client_names)}" if settings.client_names else "",
+        )
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     # aiohttp's default listen backlog (128) overflows when many apiserver connections (re)open at

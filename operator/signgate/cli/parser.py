@@ -74,6 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--address", default="0.0.0.0", help="listen address (default 0.0.0.0)")  # noqa: S104
     serve.add_argument("--port", type=int, default=8443)
     serve.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="only callers presenting a client certificate issued by this CA (PEM) may POST to "
+        "/validate and /mutate, i.e. the kube-apiserver when its AdmissionConfiguration sends "
+        "one; others get HTTP 403. /healthz, /readyz and /metrics need none",
+    )
+    serve.add_argument(
+        "--client-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --client-ca: the client certificate's subject CN or a DNS name must be one of "
+        "these (repeatable; default: any certificate the CA issued)",
+    )
+    serve.add_argument(
         "--deadline",
         type=float,
         default=8.0,

@@ -46,12 +46,15 @@ async def run_serve(args: argparse.Namespace) -> int:
         raise ConfigError("--tag-ttl must not be negative")
     if args.status_interval < 1:
         raise ConfigError("--status-interval must be at least 1 second")
+    client_ca = _client_ca(args.client_ca, args.client_name)
     settings = ServerSettings(
         tls_cert=Path(args.tls_cert),
         tls_key=Path(args.tls_key),
         address=args.address,
         port=args.port,
         deadline_seconds=args.deadline,
+        client_ca=client_ca,
+        client_names=tuple(args.client_name),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -106,3 +109,17 @@ def _pull_secret(value: str | None) -> tuple[str, str] | None:
     if not sep or not namespace or not name or "/" in name:
         raise ConfigError(f"--pull-secret {value!r}: expected NAMESPACE/NAME")
     return namespace, name
+
+
+def _client_ca(ca_file: str | None, names: list[str]) -> Path | None:
+    """``--client-ca``, checked now (readable, holds a CA certificate), and ``--client-name``."""
+    from signgate.admission.server import check_client_ca  # loaded for `serve` only
+
+    if names and ca_file is None:
+        raise ConfigError("--client-name needs --client-ca (the CA that issued those names)")
+    if any(not name.strip() for name in names):
+        raise ConfigError("--client-name must not be empty")
+    if ca_file is None:
+        return None
+    check_client_ca(Path(ca_file))
+    return Path(ca_file)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -570,3 +571,60 @@ def test_crd_needs_nothing_and_exits_0(capsys: pytest.CaptureFixture[str]) -> No
     out, err = capsys.readouterr()
     assert json.loads(out)["kind"] == "CustomResourceDefinition"
     assert err == ""
+
+
+# --- serve: client certificates (--client-ca, --client-name) -------------------------------
+
+
+@pytest.fixture(scope="module")
+def client_ca_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A CA, a leaf certificate it issued and a file of text, as ``{placeholder}`` values."""
+    root = tmp_path_factory.mktemp("client-ca")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(root / "ca.pem"))
+    ca.issue_cert("apiserver").cert_chain_pems[0].write_to_path(str(root / "leaf.pem"))
+    (root / "text.pem").write_text("not a certificate\n")
+    return {"ca_dir": str(root)}
+
+
+CLIENT_AUTH_ERRORS: dict[str, tuple[tuple[str, ...], str]] = {
+    "client-name-without-client-ca": (
+        (*SERVE, "--client-name", "kube-apiserver-webhook-client"),
+        "--client-name needs --client-ca (the CA that issued those names)",
+    ),
+    "client-name-without-client-ca-with-policy": (
+        (*SERVE, "--policy", "{policy}", "--client-name", "a", "--client-name", "b"),
+        "--client-name needs --client-ca (the CA that issued those names)",
+    ),
+    "client-name-empty": (
+        (*SERVE, "--client-ca", "{ca_dir}/ca.pem", "--client-name", ""),
+        "--client-name must not be empty",
+    ),
+    "client-ca-absent": (
+        (*SERVE, "--client-ca", "{ca_dir}/absent.pem"),
+        "cannot read client CA {ca_dir}/absent.pem: No such file or directory",
+    ),
+    "client-ca-directory": (
+        (*SERVE, "--policy", "{policy}", "--client-ca", "{ca_dir}"),
+        "cannot read client CA {ca_dir}: Is a directory",
+    ),
+    "client-ca-not-pem": (
+        (*SERVE, "--client-ca", "{ca_dir}/text.pem"),
+        "client CA {ca_dir}/text.pem holds no PEM certificate",
+    ),
+    "client-ca-a-leaf": (
+        (*SERVE, "--client-ca", "{ca_dir}/leaf.pem", "--client-name", "apiserver"),
+        "client CA {ca_dir}/leaf.pem holds no CA certificate",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CLIENT_AUTH_ERRORS))
+def test_serve_client_certificate_errors(
+    case: str,
+    files: dict[str, str],
+    client_ca_files: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv, message = CLIENT_AUTH_ERRORS[case]
+    _config_error(argv, message, {**files, **client_ca_files}, capsys)

@@ -50,9 +50,9 @@ log = logging.getLogger(__name__)
 NAMESPACE_READ_SECONDS = 1.0
 """How long an admission waits to read a namespace the watch has not delivered yet.
 
-The engine's deadline (8 s in the chart) starts after this read, and the apiserver waits
-``timeoutSeconds`` (10 s) in all: it must stay short. One namespace from the apiserver that is
-asking us takes milliseconds.
+It counts against the admission's one deadline (8 s in the chart, inside the apiserver's
+``timeoutSeconds`` of 10 s): it must stay short. One namespace from the apiserver that is asking
+us takes milliseconds.
 """
 NAMESPACE_READ_TTL = 10.0
 """How long labels read that way are used (the watch normally delivers within a second)."""
